@@ -44,7 +44,7 @@ import numpy as np
 from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, register
 from tinyedge.ops.broadcast import broadcast_shape, broadcast_strides, padded
-from tinyedge.ops.mul import c_int_list, operand, per_tensor_int8_problems
+from tinyedge.ops.common import c_int_list, int8_operand, int8_tensor_problems
 from tinyedge.quant import INT8_MAX, INT8_MIN, activation_range, f32, quantize_multiplier
 
 F32 = np.float32
@@ -145,7 +145,7 @@ def _unary_problems(op: Operator, graph: Graph) -> list[str]:
     if len(op.inputs) < 1 or len(op.outputs) != 1 or op.inputs[0] < 0:
         return [f"{op.opcode} needs 1 input and 1 output"]
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    problems = per_tensor_int8_problems("input", x) + per_tensor_int8_problems("output", y)
+    problems = int8_tensor_problems(x, "input") + int8_tensor_problems(y, "output")
     if x.is_const:
         problems.append("a constant input is not supported")
     if x.size != y.size:
@@ -180,8 +180,8 @@ def _check_prelu(op: Operator, graph: Graph) -> list[str]:
     if len(op.inputs) != 2 or len(op.outputs) != 1 or min(op.inputs) < 0:
         return ["PRELU needs 2 inputs (input, alpha) and 1 output"]
     x, alpha, y = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
-    problems = (per_tensor_int8_problems("input", x) + per_tensor_int8_problems("alpha", alpha)
-                + per_tensor_int8_problems("output", y))
+    problems = (int8_tensor_problems(x, "input") + int8_tensor_problems(alpha, "alpha")
+                + int8_tensor_problems(y, "output"))
     if problems:
         return problems
     rank = max(len(x.shape), len(alpha.shape))
@@ -243,7 +243,7 @@ def _lower_prelu(op: Operator, ctx: LowerCtx) -> Lowered:
     x, alpha, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
     m1, s1 = quantize_multiplier(ratio_f32(x.scale, y.scale))
     m2, s2 = quantize_multiplier(product_ratio_f32(x.scale, alpha.scale, y.scale))
-    alpha_name, consts = operand(ctx, op.inputs[1], "alpha")
+    alpha_name, consts = int8_operand(ctx, op.inputs[1], "alpha")
     bcast = padded(alpha.shape, PRELU_MAX_RANK) != padded(x.shape, PRELU_MAX_RANK)
     pname = ctx.name("params")
     return Lowered(

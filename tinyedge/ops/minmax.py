@@ -12,7 +12,7 @@ from __future__ import annotations
 from tinyedge.model.ir import Graph, Operator
 from tinyedge.ops.base import LowerCtx, Lowered, OpSpec, register
 from tinyedge.ops.broadcast import FLAT, MAX_DIMS, broadcast_plan
-from tinyedge.ops.mul import binary_shape_problems, c_int_list, operand, per_tensor_int8_problems
+from tinyedge.ops.common import binary_shape_problems, c_int_list, int8_operand, int8_tensor_problems
 
 
 def _check(op: Operator, graph: Graph) -> list[str]:
@@ -20,8 +20,8 @@ def _check(op: Operator, graph: Graph) -> list[str]:
         return [f"{op.opcode} needs 2 inputs and 1 output"]
     a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
     y = graph.tensor(op.outputs[0])
-    problems = (per_tensor_int8_problems("input 1", a) + per_tensor_int8_problems("input 2", b)
-                + per_tensor_int8_problems("output", y))
+    problems = (int8_tensor_problems(a, "input 1") + int8_tensor_problems(b, "input 2")
+                + int8_tensor_problems(y, "output"))
     if problems:
         return problems
     return binary_shape_problems(op.opcode, a, b, y, MAX_DIMS)
@@ -33,8 +33,8 @@ def _lower(op: Operator, ctx: LowerCtx, kernel: str) -> Lowered:
     y = g.tensor(op.outputs[0])
     plan = broadcast_plan(a.shape, b.shape)  # FLAT: same shapes; otherwise only its strided walk is used
     bcast = plan.mode != FLAT
-    name1, consts1 = operand(ctx, op.inputs[0], "in1")
-    name2, consts2 = operand(ctx, op.inputs[1], "in2")
+    name1, consts1 = int8_operand(ctx, op.inputs[0], "in1")
+    name2, consts2 = int8_operand(ctx, op.inputs[1], "in2")
     pname = ctx.name("params")
     return Lowered(
         comment=(f"{op.opcode} {list(a.shape)}, {list(b.shape)} -> {list(y.shape)} "

@@ -28,10 +28,9 @@ import numpy as np
 
 from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, activation_name, register
+from tinyedge.ops.common import SUPPORTED_ACTIVATIONS, binary_shape_problems, c_int_list, int8_operand, int8_tensor_problems
 from tinyedge.ops.broadcast import FIVEFOLD, FLAT, GENERIC, MAX_DIMS, broadcast_plan, broadcast_shape, padded
 from tinyedge.quant import activation_range, f32, quantize_multiplier
-
-SUPPORTED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 # the TE_MUL_* names of te_mul.h
 
@@ -39,45 +38,7 @@ SUPPORTED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 # ---- helpers shared by mul, minmax, activations ------------------------------------
 
 
-def c_int_list(values: Sequence[int]) -> str:
-    """A C initializer for an int32_t array field: ``{1, 2, 3}``."""
-    return "{" + ", ".join(str(int(v)) for v in values) + "}"
-
-
-def operand(ctx: LowerCtx, tensor_index: int, suffix: str) -> tuple[str, list[ConstArray]]:
-    """How the C call names an int8 input: the arena macro, or a re-emitted constant array."""
-    t = ctx.graph.tensor(tensor_index)
-    if not t.is_const:
-        return ctx.ptr(tensor_index), []
-    name = ctx.name(suffix)
-    values = t.array().astype(np.int8).reshape(-1)
-    return name, [ConstArray(name=name, ctype="int8_t", values=values,
-                             comment=f"constant input {t.name} {t.describe()}")]
-
-
 # ---- checks shared with the other binary / unary int8 ops -----------------------
-
-
-def per_tensor_int8_problems(role: str, t: Tensor) -> list[str]:
-    if t.dtype != "int8":
-        return [f"{role} dtype {t.dtype} is not supported (int8 only)"]
-    if t.quant is None:
-        return [f"{role} is not quantized"]
-    if t.quant.per_channel:
-        return [f"{role} is quantized per channel (per-tensor only)"]
-    return []
-
-
-def binary_shape_problems(opname: str, a: Tensor, b: Tensor, y: Tensor, max_rank: int) -> list[str]:
-    rank = max(len(a.shape), len(b.shape), len(y.shape))
-    if rank > max_rank:
-        return [f"{opname}: rank {rank} not supported (max {max_rank})"]
-    out = broadcast_shape(a.shape, b.shape)
-    if out is None:
-        return [f"input shapes {list(a.shape)} and {list(b.shape)} do not broadcast"]
-    if padded(out, rank) != padded(y.shape, rank) or y.size != int(np.prod(out, dtype=np.int64)):
-        return [f"output shape {list(y.shape)} is not the broadcast of {list(a.shape)} and {list(b.shape)}"]
-    return []
 
 
 # ---- MUL ---------------------------------------------------------------------------
@@ -94,8 +55,8 @@ def _check(op: Operator, graph: Graph) -> list[str]:
         return ["MUL needs 2 inputs and 1 output"]
     a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
     y = graph.tensor(op.outputs[0])
-    problems = (per_tensor_int8_problems("input 1", a) + per_tensor_int8_problems("input 2", b)
-                + per_tensor_int8_problems("output", y))
+    problems = (int8_tensor_problems(a, "input 1") + int8_tensor_problems(b, "input 2")
+                + int8_tensor_problems(y, "output"))
     act = activation_name(op)
     if act not in SUPPORTED_ACTIVATIONS:
         problems.append(f"fused activation {act} is not supported (NONE, RELU, RELU6, RELU_N1_TO_1)")
@@ -120,8 +81,8 @@ def _lower(op: Operator, ctx: LowerCtx) -> Lowered:
     mult, shift = quantize_multiplier(real)
     act_min, act_max = activation_range(act, y.scale, y.zero_point)
     plan = broadcast_plan(a.shape, b.shape)
-    name1, consts1 = operand(ctx, op.inputs[0], "in1")
-    name2, consts2 = operand(ctx, op.inputs[1], "in2")
+    name1, consts1 = int8_operand(ctx, op.inputs[0], "in1")
+    name2, consts2 = int8_operand(ctx, op.inputs[1], "in2")
     pname = ctx.name("params")
     walk = {FLAT: "flat", FIVEFOLD: f"fivefold y={list(plan.y)}{' swapped' if plan.swap else ''}",
             GENERIC: "generic broadcast"}[plan.mode]
