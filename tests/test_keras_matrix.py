@@ -173,9 +173,11 @@ def oracle_outputs(data: bytes, g: Graph, samples: Sequence[Sequence[np.ndarray]
     """The oracle's outputs, samples run in order through one interpreter (state such as the
     LSTM's carried from sample to sample unless ``reset_each``); inputs fed by tensor index."""
     oracle = Oracle(data)
-    order = [d["index"] for d in oracle.input_details]
+    # the TFLite interpreter names tensors by index; TFLM's details have no index and
+    # follow the subgraph's input / output order
+    order = [d.get("index", g.inputs[k]) for k, d in enumerate(oracle.input_details)]
     assert sorted(order) == sorted(g.inputs), (order, g.inputs)
-    assert [d["index"] for d in oracle.output_details] == list(g.outputs)
+    assert [d.get("index", g.outputs[k]) for k, d in enumerate(oracle.output_details)] == list(g.outputs)
     res = []
     for s in samples:
         if reset_each:
