@@ -354,35 +354,67 @@ def host_cc(variant: str, workdir: Path) -> str:
     return str(wrapper)
 
 
+@dataclass
+class Suite:
+    """Many single-op models run side by side in one merged network, each on its own inputs."""
+
+    names: list[str]
+    datas: list[bytes]
+    graphs: list[Graph]
+    samples: list[list[list[np.ndarray]]]  # per model: its samples
+
+    def merged(self) -> Graph:
+        return merge_graphs(self.graphs)
+
+    def batched(self) -> list[list[np.ndarray]]:
+        """The merged network's samples: sample k feeds every model its k-th sample (cycling)."""
+        n = max(len(s) for s in self.samples)
+        return [[x for s in self.samples for x in s[k % len(s)]] for k in range(n)]
+
+    def compare(self, got: list[list[np.ndarray]]) -> dict[str, Results]:
+        """The merged network's outputs ``got`` split per model, beside TFLM's on the same inputs."""
+        from tinyedge.oracle import Oracle
+
+        results: dict[str, Results] = {}
+        pos = 0
+        for name, data, g, samples in zip(self.names, self.datas, self.graphs, self.samples):
+            oracle = Oracle(data)
+            r = Results([], [], [])
+            for k, sample in enumerate(samples):
+                r.oracle += oracle.run(sample)
+                r.host += got[k][pos:pos + len(g.outputs)]
+                r.labels += [f"{name} sample {k} output {j}" for j in range(len(g.outputs))]
+            pos += len(g.outputs)
+            results[name] = r
+        return results
+
+
+def single_op_suite(single_op_models: dict[str, bytes], crafted: bool = False) -> Suite:
+    """Every single-op model (uniform inputs and the extremes) and every patched model (inputs
+    near the zero point too); with ``crafted``, the REQUANT_MODELS also get inputs crafted
+    against a tie-up shift and a single rounding."""
+    patched = _patched_models(single_op_models)
+    named = sorted(single_op_models.items()) + sorted(patched.items())
+    graphs = [read_model(data, name) for name, data in named]
+    rng = np.random.default_rng(20240611)
+    per_model = [(_near_zero_point_inputs if name in patched else _uniform_inputs)(name, g, rng)
+                 for (name, _), g in zip(named, graphs)]
+    if crafted:
+        for (name, _), g, samples in zip(named, graphs, per_model):
+            if name in REQUANT_MODELS:
+                samples += [[c.sample] for c in craft(g, ROUNDINGS, rng, per_alt=2)]
+    return Suite([n for n, _ in named], [d for _, d in named], graphs, per_model)
+
+
 @pytest.fixture(scope="session", params=["portable", "dsp-emulated"])
 def bench(request: pytest.FixtureRequest, single_op_models: dict[str, bytes],
           tmp_path_factory: pytest.TempPathFactory) -> dict[str, Results]:
     """Every single-op model and every patched model, merged into one host network
-    (one compile per kernel variant), run on its inputs; the oracle run on the same inputs."""
-    from tinyedge.oracle import Oracle
-
-    patched = _patched_models(single_op_models)
-    named = sorted(single_op_models.items()) + sorted(patched.items())
-    graphs = [read_model(data, name) for name, data in named]
+    (one compile per kernel variant), run on its inputs; TFLM run on the same inputs."""
+    suite = single_op_suite(single_op_models)
     workdir = tmp_path_factory.mktemp(f"bench-{request.param}")
-    host = HostNetwork(merge_graphs(graphs), workdir, cc=host_cc(request.param, workdir))
-    rng = np.random.default_rng(20240611)
-    per_model = [(_near_zero_point_inputs if name in patched else _uniform_inputs)(name, g, rng)
-                 for (name, _), g in zip(named, graphs)]
-    n = max(len(s) for s in per_model)
-    got = host.run_many([[x for s in per_model for x in s[k % len(s)]] for k in range(n)])
-    results: dict[str, Results] = {}
-    pos = 0
-    for (name, data), g, samples in zip(named, graphs, per_model):
-        oracle = Oracle(data)
-        r = Results([], [], [])
-        for k, sample in enumerate(samples):
-            r.oracle += oracle.run(sample)
-            r.host += got[k][pos:pos + len(g.outputs)]
-            r.labels += [f"{name} sample {k} output {j}" for j in range(len(g.outputs))]
-        pos += len(g.outputs)
-        results[name] = r
-    return results
+    host = HostNetwork(suite.merged(), workdir, cc=host_cc(request.param, workdir))
+    return suite.compare(host.run_many(suite.batched()))
 
 
 @pytest.mark.parametrize("opcode", sorted(OUR_OPS))

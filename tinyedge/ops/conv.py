@@ -149,7 +149,7 @@ def _geometry_problems(op: Operator, graph: Graph, depthwise: bool) -> list[str]
 
 def check_conv_like(op: Operator, graph: Graph, depthwise: bool) -> list[str]:
     """Every reason this CONV_2D / DEPTHWISE_CONV_2D cannot be lowered."""
-    if len(op.inputs) < 2:
+    if not 2 <= len(op.inputs) <= 3:  # TFLM's CalculateOpDataConv: 2 or 3 inputs
         return [f"has {len(op.inputs)} inputs; expected input, filter[, bias]"]
     x, w, b = input_tensor(graph, op, 0), input_tensor(graph, op, 1), input_tensor(graph, op, 2)
     y = graph.tensor(op.outputs[0]) if op.outputs else None
