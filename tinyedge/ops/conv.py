@@ -315,6 +315,7 @@ register(OpSpec(
     lower=lower_depthwise,
     check=lambda op, graph: check_conv_like(op, graph, depthwise=True),
     constraints="int8 in/out, int8 symmetric weights (per-channel or per-tensor), optional int32 bias; "
-                "any channel multiplier/stride/dilation, SAME/VALID; fused NONE/RELU/RELU6/RELU_N1_TO_1",
+                "any channel multiplier (the depth_multiplier option must match the shapes)/stride/dilation, "
+                "SAME/VALID; fused NONE/RELU/RELU6/RELU_N1_TO_1",
     macs=depthwise_macs,
 ))

@@ -133,14 +133,14 @@ register(OpSpec(
     name="AVERAGE_POOL_2D",
     lower=_lower_avg,
     check=_check,
-    constraints="int8 NHWC; SAME/VALID padding, any filter and stride; "
-                "fused NONE/RELU/RELU6/RELU_N1_TO_1",
+    constraints="int8 NHWC, input and output quantization equal (as TFLM requires); SAME/VALID padding, "
+                "any filter and stride; fused NONE/RELU/RELU6/RELU_N1_TO_1",
 ))
 
 register(OpSpec(
     name="MAX_POOL_2D",
     lower=_lower_max,
     check=_check,
-    constraints="int8 NHWC; SAME/VALID padding, any filter and stride; "
-                "fused NONE/RELU/RELU6/RELU_N1_TO_1",
+    constraints="int8 NHWC, input and output quantization equal (as TFLM requires); SAME/VALID padding, "
+                "any filter and stride; fused NONE/RELU/RELU6/RELU_N1_TO_1",
 ))
