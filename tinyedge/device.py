@@ -140,16 +140,45 @@ class DeviceClient:
 
     def infer(self, inputs: list[bytes]) -> InferResult:
         """Write the inputs, run the network once, read the outputs."""
+        self.write_inputs(inputs)
+        info = self.info or self.hello()
+        ticks, cycles = p.parse_timing(self._request(Cmd.RUN, timeout=self.run_timeout))
+        outputs = [self._read_output(info, index, spec.bytes)
+                   for index, spec in enumerate(info.outputs)]
+        return InferResult(outputs, ticks, cycles)
+
+    def run_until(self, last_op: int) -> InferResult:
+        """Run ops 0..``last_op`` from the initial state on the inputs already written
+        (per-layer comparison); no outputs are read."""
+        ticks, cycles = p.parse_timing(self._request(Cmd.RUN_UNTIL, p.run_until_request(last_op),
+                                                     timeout=self.run_timeout))
+        return InferResult([], ticks, cycles)
+
+    def write_inputs(self, inputs: list[bytes]) -> None:
+        """Write every input tensor, in chunks."""
         info = self.info or self.hello()
         self._check_inputs(info, inputs)
         chunk = p.write_chunk_size(info.max_payload)
         for index, data in enumerate(inputs):
             for offset in range(0, len(data), chunk):
                 self._request(Cmd.WRITE, p.write_request(index, offset, data[offset:offset + chunk]))
-        ticks, cycles = p.parse_timing(self._request(Cmd.RUN, timeout=self.run_timeout))
-        outputs = [self._read_output(info, index, spec.bytes)
-                   for index, spec in enumerate(info.outputs)]
-        return InferResult(outputs, ticks, cycles)
+
+    def op_info(self, entry: int) -> tuple[int, int, int]:
+        """Entry ``entry`` of the firmware's op-output table: (op, output number, bytes)."""
+        return p.parse_op_info(self._request(Cmd.OP_INFO, p.op_info_request(entry)))
+
+    def read_op_output(self, entry: int, nbytes: int) -> bytes:
+        """The bytes of op-output table entry ``entry`` as the last run left them."""
+        info = self.info or self.hello()
+        chunk = p.read_chunk_size(info.max_payload)
+        out = bytearray()
+        for offset in range(0, nbytes, chunk):
+            n = min(chunk, nbytes - offset)
+            data = self._request(Cmd.READ_OP, p.read_op_request(entry, offset, n))
+            if len(data) != n:
+                raise p.ProtocolError(f"READ_OP returned {len(data)} bytes, asked for {n}")
+            out += data
+        return bytes(out)
 
     def calibrate(self, iterations: int = 1_000_000) -> Calibration:
         """Time a loop of exactly ``2 * iterations`` instructions on the device."""
