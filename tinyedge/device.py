@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from tinyedge import protocol as p
 from tinyedge.errors import TinyEdgeError
@@ -169,16 +169,7 @@ class DeviceClient:
 
     def read_op_output(self, entry: int, nbytes: int) -> bytes:
         """The bytes of op-output table entry ``entry`` as the last run left them."""
-        info = self.info or self.hello()
-        chunk = p.read_chunk_size(info.max_payload)
-        out = bytearray()
-        for offset in range(0, nbytes, chunk):
-            n = min(chunk, nbytes - offset)
-            data = self._request(Cmd.READ_OP, p.read_op_request(entry, offset, n))
-            if len(data) != n:
-                raise p.ProtocolError(f"READ_OP returned {len(data)} bytes, asked for {n}")
-            out += data
-        return bytes(out)
+        return self._read_chunked(Cmd.READ_OP, p.read_op_request, entry, nbytes)
 
     def calibrate(self, iterations: int = 1_000_000) -> Calibration:
         """Time a loop of exactly ``2 * iterations`` instructions on the device."""
@@ -206,13 +197,19 @@ class DeviceClient:
                     "quantize the input to the model's input type and shape")
 
     def _read_output(self, info: DeviceInfo, index: int, nbytes: int) -> bytes:
+        return self._read_chunked(Cmd.READ, p.read_request, index, nbytes)
+
+    def _read_chunked(self, cmd: Cmd, make_request: Callable[[int, int, int], bytes], index: int,
+                      nbytes: int) -> bytes:
+        """``nbytes`` of tensor ``index``, one READ-like request per chunk that fits a frame."""
+        info = self.info or self.hello()
         chunk = p.read_chunk_size(info.max_payload)
         out = bytearray()
         for offset in range(0, nbytes, chunk):
             n = min(chunk, nbytes - offset)
-            data = self._request(Cmd.READ, p.read_request(index, offset, n))
+            data = self._request(cmd, make_request(index, offset, n))
             if len(data) != n:
-                raise p.ProtocolError(f"READ returned {len(data)} bytes, asked for {n}")
+                raise p.ProtocolError(f"{_cmd_name(cmd)} returned {len(data)} bytes, asked for {n}")
             out += data
         return bytes(out)
 
