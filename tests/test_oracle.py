@@ -152,3 +152,19 @@ def test_model_with_unnamed_tensors_loads_and_runs(tmp_path: Path) -> None:
         want = oracle.run([x])
         got = host.run([x])
         assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+
+
+def test_host_without_tflm_says_so_and_uses_tflite(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the tflite-micro wheel cannot be installed (not Linux x86-64), the run
+    goes on against the TFLite interpreter and says in one line why."""
+    import platform
+
+    for mod in ("tflite_micro", "tflite_micro.python", "tflite_micro.python.tflite_micro",
+                "tflite_micro.python.tflite_micro.runtime"):
+        monkeypatch.setitem(sys.modules, mod, None)  # import fails as where no wheel exists
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    data = shared_model("kws_ref_model").read_bytes()
+    choice = choose_oracle(data, [op.opcode for op in read_model(data).operators])
+    assert not choice.is_tflm and isinstance(choice.oracle, TfliteInterpreter)
+    assert "cannot be checked on this host" in choice.note and "x86-64" in choice.note
+    assert "\n" not in choice.note
