@@ -42,6 +42,7 @@ import pytest
 
 from conftest import require_tool
 from graphtools import merge_graphs
+from test_keras_matrix import matrix_cache  # noqa: F401 (a fixture)
 from tinyedge.hostrun import HostNetwork
 from tinyedge.model import Graph, Operator, read_model
 from tinyedge.ops import load_all
@@ -453,6 +454,51 @@ def test_tables_use_no_host_math_library(base_models: dict[str, bytes], tmp_path
     for g in graphs:
         lowered = lower_graph(g)
         assert {lo.op.opcode for lo in lowered} == {"LOGISTIC", "TANH"}
+
+
+MY_OPS = {"MUL", "MAXIMUM", "MINIMUM", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "PRELU", "HARD_SWISH",
+          "LOGISTIC", "TANH", "SOFTMAX"}
+
+
+def test_layers_of_reference_models_bit_exact(matrix_cache: Path, tmp_path: Path) -> None:
+    """Every layer of these ops (SOFTMAX too) in the shared reference models and the Keras matrix
+    models, alone, fed TFLM's own input tensors for that layer (the TFLM interpreter with all
+    tensors preserved), gives TFLM's output tensor: whatever other ops compute before them."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    from conftest import MODEL_NAMES, shared_model
+    from test_keras_matrix import MATRIX, tflite_for
+
+    models = [(n, shared_model(n).read_bytes()) for n in MODEL_NAMES]
+    models += [(c.name, tflite_for(c, matrix_cache)) for c in MATRIX]
+    rng = np.random.default_rng(17)
+    subgraphs: list[Graph] = []
+    feeds: list[list[np.ndarray]] = [[] for _ in range(4)]
+    want: list[list[np.ndarray]] = [[] for _ in range(4)]
+    where: list[str] = []
+    for name, data in models:
+        g = read_model(data, name)
+        layers = [op for op in g.operators if op.opcode in MY_OPS]
+        if not layers or "TILE" in {op.opcode for op in g.operators}:  # TFLM cannot load a model with TILE
+            continue
+        ins = [[i for i in op.inputs if i >= 0 and not g.tensor(i).is_const] for op in layers]
+        subgraphs += [replace(g, operators=[replace(op, index=0)], inputs=i, outputs=[op.outputs[0]])
+                      for op, i in zip(layers, ins)]
+        where += [f"{name} op {op.index} {op.opcode}" for op in layers]
+        interp = runtime.Interpreter.from_bytes(data, arena_size=max(len(data) * 10, 16 << 20),
+                                                intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+        for k in range(4):
+            for j, t in enumerate(g.input_tensors):
+                interp.set_input(rng.integers(-128, 128, t.shape, dtype=np.int8), j)
+            interp.invoke()
+            feeds[k] += [interp.GetTensor(i, 0)["tensor_data"] for i_s in ins for i in i_s]
+            want[k] += [interp.GetTensor(op.outputs[0], 0)["tensor_data"] for op in layers]
+    assert {w.split()[-1] for w in where} >= {"SOFTMAX", "LOGISTIC", "TANH", "HARD_SWISH", "MUL", "PRELU"}
+    got = HostNetwork(merge_graphs(subgraphs), tmp_path).run_many(feeds)
+    bad = [f"{label}, sample {k}: {int(np.count_nonzero(o.reshape(w.shape) != w))} values differ"
+           for k in range(4) for label, o, w in zip(where, got[k], want[k], strict=True)
+           if not np.array_equal(o.reshape(w.shape), w)]
+    assert not bad, "\n".join(bad)
 
 
 # ---------------------------------------------------------------- check() refusals

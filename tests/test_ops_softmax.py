@@ -211,8 +211,9 @@ def test_check_names_tflm_rules(softmax_models: dict[str, bytes]) -> None:
 
 
 @pytest.mark.emulator
-@pytest.mark.parametrize("board", ["mps2-an386", "mps2-an385", "mps3-an547"])  # Cortex-M4F, M3, M55
+@pytest.mark.parametrize("board", ["mps2-an386", "mps2-an385", "mps3-an547", "microbit"])  # M4F, M3, M55, M0
 def test_softmax_on_device(board: str, softmax_models: dict[str, bytes], tmp_path: Path) -> None:
-    """Patched copies with int16 and int8 output as firmware in QEMU: TFLM's bytes."""
+    """Patched copies with int16 and int8 output as firmware in QEMU: TFLM's bytes (on the M0
+    too: no CLZ or long multiply instruction there, libgcc's helpers instead)."""
     for v, data in enumerate(variants(softmax_models["rows"], 2, seed=33, patch=_patch)[1:]):
         validate_in_qemu(data, f"softmax v{v + 1}", board, tmp_path / f"v{v + 1}", seed=v)
