@@ -300,7 +300,7 @@ def _lower_hard_swish(op: Operator, ctx: LowerCtx) -> Lowered:
     k = hard_swish_constants(x.scale, y.scale)
     pname = ctx.name("params")
     return Lowered(
-        comment=f"HARD_SWISH {x.describe()} -> {y.describe()}, 16-bit fixed point (TFLite HardSwishParams)",
+        comment=f"HARD_SWISH {x.describe()} -> {y.describe()}, 16-bit fixed point (TFLM's HardSwishParams)",
         call=f"te_hard_swish_s8(&{pname}, {xin}, {yout});",
         params_type="te_hard_swish_params_t",
         params={"size": x.size, "in_zp": x.zero_point, "out_zp": y.zero_point, **k},
@@ -347,7 +347,7 @@ register(OpSpec(name="PRELU", lower=_lower_prelu, check=_check_prelu,
                 constraints="int8 input, alpha (constant or not) and output, per-tensor; alpha broadcast "
                             f"to the input, rank <= {MAX_DIMS}"))
 register(OpSpec(name="HARD_SWISH", lower=_lower_hard_swish, check=_check_hard_swish,
-                constraints=f"{_INT8_IO} with input_scale/128 < output_scale; TFLite's 16-bit fixed point"))
+                constraints=f"{_INT8_IO} with input_scale/128 < output_scale; TFLM's 16-bit fixed point"))
 register(OpSpec(name="LOGISTIC", lower=_lower_lut, check=_check_fixed_point,
                 constraints="int8 in/out, per-tensor; output zero point -128, output scale not read (TFLM "
                             "computes on 1/256); TFLM's fixed point as a 256-entry table"))
