@@ -44,7 +44,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.version_option(__version__, prog_name="tinyedge")
 def main() -> None:
     """tinyedge: trained model -> int8 TFLite -> ahead-of-time C firmware for
-    Cortex-M -> validated bit-exact against TFLite, on a board or in QEMU.
+    Cortex-M -> validated exact with TensorFlow Lite Micro, on a board or in QEMU.
 
     \b
     Typical flow:
