@@ -21,9 +21,15 @@ import pytest
 
 from conftest import require_tool, shared_model
 
+from tinyedge.boards import list_boards, load_board
+from tinyedge.device import DeviceClient
 from tinyedge.emulator import QemuHaltedInstance
+from tinyedge.flash import flash_firmware
 from tinyedge.flash_image import load_image
 from tinyedge.gdb_rsp import RspClient, open_transport
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "fake_net"))
+from make_project import build, expected_outputs, make_project  # noqa: E402
 
 pytestmark = pytest.mark.emulator
 
@@ -88,6 +94,29 @@ def test_run_generates_builds_flashes_and_validates(tmp_path: Path) -> None:
                         "--flash", "--probe", qemu.gdb_url, "--random", "3", "-o", str(tmp_path / "out"))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "flashed and verified" in proc.stdout and "PASS: 3/3 samples bit-exact" in proc.stdout
+    finally:
+        pid = qemu.pid
+        qemu.stop()
+    assert_gone(pid)
+
+
+@pytest.mark.parametrize("board", [b for b in list_boards() if load_board(b).qemu_machine
+                                   and b not in ("netduinoplus2", "mps2-an386")])
+def test_every_emulated_board_flashes_through_its_gdbstub(board: str, tmp_path: Path) -> None:
+    """The hand-written fake network (tests/fixtures/fake_net), flashed and started the same way."""
+    for tool in ("arm-none-eabi-gcc", "make", "qemu-system-arm"):
+        require_tool(tool)
+    proj = make_project(board, tmp_path / board)
+    build(proj)
+    qemu = QemuHaltedInstance(board)
+    try:
+        qemu.start()
+        rep = flash_firmware(proj, load_board(board), qemu.gdb_url)
+        assert rep.reset == "monitor system_reset" and rep.verified_bytes == load_image(proj).size
+        with DeviceClient(qemu.url, timeout=5) as dev:
+            assert dev.hello().board == board
+            image, bias = bytes(range(200)) * 2, b"\x05\x80\xff"
+            assert dev.infer([image, bias]).outputs == expected_outputs(image, bias)
     finally:
         pid = qemu.pid
         qemu.stop()
