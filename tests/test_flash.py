@@ -242,11 +242,15 @@ def test_flash_with_no_probe_attached_is_a_one_line_error(firmware: dict) -> Non
     assert len(lines) == 2 and lines[1].startswith("hint:")
 
 
-def test_flash_a_board_without_a_pyocd_target_says_to_use_a_gdb_server(tmp_path: Path) -> None:
+def test_flash_a_board_without_a_pyocd_target_says_what_to_use(tmp_path: Path) -> None:
     elf = make_elf(tmp_path / "an386.elf", [(0, 0, struct.pack("<II", 0x2040_0000, 0x201) + bytes(600), 608)])
     proc = run_cli("flash", str(elf), "--board", "mps2-an386")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "names no pyOCD target" in proc.stderr and "gdb://" in proc.stderr
+    elf = make_elf(tmp_path / "lm3s.elf", [(0, 0, struct.pack("<II", 0x2001_0000, 0x201) + bytes(600), 608)])
+    proc = run_cli("flash", str(elf), "--board", "lm3s6965evb")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "flashed through OpenOCD" in proc.stderr and "openocd -f board/ek-lm3s6965.cfg" in proc.stderr
 
 
 def test_devices_lists_ports_and_probes_as_json() -> None:

@@ -21,7 +21,10 @@ from tinyedge.probes import one_line, check_probe_target, discover_pyocd_probes,
 
 
 def flash_with_pyocd(image: FlashImage, board: Board, probe_id: str | None, log: LogFn) -> FlashReport:
-    if not board.flash_target:
+    if board.flash_method == "openocd" and board.flash_target:
+        raise TinyEdgeError(f"board {board.name} is flashed through OpenOCD ([flash] method)",
+                            f"start `openocd -f {board.flash_target}` and pass --probe gdb://127.0.0.1:3333")
+    if board.flash_method != "pyocd" or not board.flash_target:
         raise TinyEdgeError(f"board {board.name} names no pyOCD target ([flash] target in its board file)",
                             "flash it through a GDB server instead: --probe gdb://HOST:PORT "
                             "(docs/flashing.md)")
