@@ -5,6 +5,7 @@ port selection rules."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import struct
@@ -291,6 +292,11 @@ def test_probe_on_another_board() -> None:
     check_probe_target(PROBES[1], BOARD)                 # a probe that does not know its board: no check
     same = ProbeInfo("x", "STLink", "ST", "Netduino", "stm32f405rgtx")
     check_probe_target(same, BOARD)                      # pack names carry a package suffix
+    h7 = ProbeInfo("y", "STLINK-V3", "ST", "NUCLEO-H743ZI2", "stm32h743zitx")
+    h743 = dataclasses.replace(BOARD, flash_target="stm32h743xx")
+    check_probe_target(h7, h743)                         # x: any letter
+    with pytest.raises(TinyEdgeError):
+        check_probe_target(PROBES[0], h743)
 
 
 def _with_vcp(ids: list[str], tmp_path: Path) -> object:

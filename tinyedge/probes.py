@@ -157,8 +157,10 @@ def select_probe(probes: list[ProbeInfo], wanted: str | None) -> ProbeInfo:
 
 def check_probe_target(probe: ProbeInfo, board: Board) -> None:
     """A probe mounted on a known board must be on a board with ``board``'s chip."""
-    want = (board.flash_target or "").lower()
-    have = (probe.target or "").lower()
+    # Names differ in how much of the part number they spell: "stm32f405rg" and
+    # "stm32f405rgtx" (pack name with package), "stm32h743xx" (x = any) and "stm32h743zitx".
+    want = (board.flash_target or "").lower().rstrip("x")
+    have = (probe.target or "").lower().rstrip("x")
     if not want or not have:
         return
     if not (have.startswith(want) or want.startswith(have)):
