@@ -112,11 +112,12 @@ def _check_memory_map(regions: list[MemoryRegion] | None, image: FlashImage, boa
     listing = ", ".join(f"{r.kind} 0x{r.start:08x}-0x{r.end - 1:08x}" for r in regions)
     hint = (f"the probe is connected to a chip that is not {board.name}'s: connect it to the right "
             f"board, or pick the board it is connected to (`tinyedge boards`)")
+    ours = [(start, end) for _n, kind, start, end in board_memories(board) if kind == "flash"]
     for seg in image.segments:
-        if board.flash_origin <= seg.address < board.flash_end and not _covered(seg, flash):
+        if any(start <= seg.address < end for start, end in ours) and not _covered(seg, flash):
             raise TinyEdgeError(f"{board.name}'s flash at 0x{seg.address:08x}-0x{seg.end - 1:08x} is not "
                                 f"flash on the target behind {url} (its memory map: {listing})", hint)
-    ram = [(start, end) for name, start, end in board_memories(board) if name != "flash"]
+    ram = [(start, end) for _n, kind, start, end in board_memories(board) if kind == "ram"]
     for r in regions:
         if r.kind != "ram" and any(r.start < end and start < r.end for start, end in ram):
             raise TinyEdgeError(f"{board.name}'s RAM overlaps {r.kind} at 0x{r.start:08x}-0x{r.end - 1:08x} "

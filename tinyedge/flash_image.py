@@ -114,9 +114,17 @@ def read_segments(data: bytes, name: str = "ELF") -> list[Segment]:
     return segments
 
 
-def board_memories(board: Board) -> list[tuple[str, int, int]]:
-    """(name, start, end) of the memories of ``board`` that an image may be loaded into."""
-    return [("flash", board.flash_origin, board.flash_end), ("RAM", board.ram_origin, board.ram_end)]
+def board_memories(board: Board) -> list[tuple[str, str, int, int]]:
+    """(name, kind "flash"/"ram", start, end) of the memories of ``board``.
+
+    A board that lists its memories one by one (``regions``: TCM, CCM, AXI SRAM
+    beside flash and SRAM) gives them all; otherwise its flash and RAM.
+    """
+    regions = getattr(board, "regions", None) or []
+    if regions:
+        return [(r.name, r.kind, r.origin, r.end) for r in regions]
+    return [("flash", "flash", board.flash_origin, board.flash_end),
+            ("RAM", "ram", board.ram_origin, board.ram_end)]
 
 
 def check_image(image: FlashImage, board: Board) -> Vectors:
@@ -126,8 +134,8 @@ def check_image(image: FlashImage, board: Board) -> Vectors:
     """
     memories = board_memories(board)
     for s in image.segments:
-        if not any(start <= s.address and s.end <= end for _n, start, end in memories):
-            where = ", ".join(f"{n} 0x{start:08x}-0x{end - 1:08x}" for n, start, end in memories)
+        if not any(start <= s.address and s.end <= end for _n, _k, start, end in memories):
+            where = ", ".join(f"{n} 0x{start:08x}-0x{end - 1:08x}" for n, _k, start, end in memories)
             raise TinyEdgeError(
                 f"{image.path.name}: segment 0x{s.address:08x}-0x{s.end - 1:08x} ({len(s.data)} B) "
                 f"is outside the memories of {board.name} ({where})",
@@ -139,7 +147,7 @@ def check_image(image: FlashImage, board: Board) -> Vectors:
                             f"this firmware was not built for {board.name}: rebuild it with --board {board.name}")
     sp, reset = struct.unpack("<II", head)
     vec = Vectors(sp, reset)
-    rams = [(start, end) for n, start, end in memories if n != "flash"]
+    rams = [(start, end) for _n, kind, start, end in memories if kind == "ram"]
     if not any(start < sp <= end for start, end in rams) or sp % 8:
         raise TinyEdgeError(f"{image.path.name}: initial stack pointer 0x{sp:08x} is not the top of a stack "
                             f"in {board.name}'s RAM", "rebuild the firmware for this board")
