@@ -75,7 +75,7 @@ def test_flash_through_the_gdbstub_then_validate_on_the_pty(board: str, tmp_path
         val = tinyedge("validate", str(shared_model(MODEL)), "--board", board, "--port", qemu.url,
                        "--random", "4", "--project", str(proj), "--report", str(report))
         assert val.returncode == 0, val.stdout + val.stderr
-        assert "PASS: 4/4 samples bit-exact" in val.stdout
+        assert "PASS: 4/4 samples exact with TensorFlow Lite Micro" in val.stdout
     finally:
         pid = qemu.pid
         qemu.stop()
@@ -93,7 +93,7 @@ def test_run_generates_builds_flashes_and_validates(tmp_path: Path) -> None:
         proc = tinyedge("run", str(shared_model(MODEL)), "--board", "mps2-an386", "--port", qemu.url,
                         "--flash", "--probe", qemu.gdb_url, "--random", "3", "-o", str(tmp_path / "out"))
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert "flashed and verified" in proc.stdout and "PASS: 3/3 samples bit-exact" in proc.stdout
+        assert "flashed and verified" in proc.stdout and "PASS: 3/3 samples exact with TensorFlow Lite Micro" in proc.stdout
     finally:
         pid = qemu.pid
         qemu.stop()
