@@ -69,7 +69,7 @@ from tinyedge.model import Graph, read_model
 from tinyedge.model.ir import Quant
 from tinyedge.ops import load_all
 from tinyedge.ops.base import LowerCtx, c_array_literal
-from tinyedge.oracle import Oracle, TflmOracle
+from tinyedge.oracle import Oracle, TflmOracle, random_inputs
 from tinyedge.resources import templates_dir
 
 FACTORY_VERSION = 1
@@ -88,6 +88,7 @@ class MatmulCase:
     inputs: tuple[tuple[int, ...], ...]
     expr: str
     const_shape: tuple[int, ...] = ()
+    int16: bool = False  # the converter's 16x8 mode: int16 activations and constants, zero points 0
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,15 @@ MATMUL_CASES = (
     MatmulCase("mm_x_WT", ((3, 6),), "tf.matmul(x, W, transpose_b=True)", (2, 5, 6)),
     MatmulCase("mm_W_x", ((4, 5),), "tf.matmul(W, x)", (2, 3, 4)),
     MatmulCase("mm_rank5_bcast", ((2, 1, 3, 5),), "tf.matmul(x, W)", (4, 5, 7)),
+)
+
+MATMUL16_CASES = (
+    MatmulCase("mm16_a_bT", ((3, 4), (5, 4)), "tf.matmul(x[0], x[1], transpose_b=True)", int16=True),
+    MatmulCase("mm16_aT_b", ((4, 3), (4, 5)), "tf.matmul(x[0], x[1], transpose_a=True)", int16=True),
+    MatmulCase("mm16_bcast_act", ((2, 3, 4), (1, 4, 5)), "tf.matmul(x[0], x[1])", int16=True),
+    MatmulCase("mm16_x_W", ((2, 3, 7),), "tf.matmul(x, W)", (2, 7, 6), int16=True),
+    MatmulCase("mm16_W_xT", ((5, 4),), "tf.matmul(W, x, transpose_b=True)", (2, 3, 4), int16=True),
+    MatmulCase("mm16_rank5_bcast", ((2, 1, 3, 5),), "tf.matmul(x, W)", (4, 5, 7), int16=True),
 )
 
 LSTM_CASES = (
@@ -156,7 +166,8 @@ def _cache_key(case: Any) -> str:
         tf_version = "none"
     pkg = Path(tinyedge.__file__).parent
     keras_lstm = "".join((pkg / f).read_text() for f in ("keras_lstm.py", "convert.py"))  # no TF import
-    builders = "".join(inspect.getsource(f) for f in (_build_lstm, _build_matmul, _build_int16_activations))
+    builders = "".join(inspect.getsource(f) for f in (_build_lstm, _build_matmul, _build_int16_activations,
+                                                      _convert_16x8))
     builders += keras_lstm
     if isinstance(case, km.KerasCase):  # built by tests/keras_models.py
         builders += Path(km.__file__).read_text()
@@ -208,6 +219,19 @@ def _build_lstm(c: LstmCase) -> bytes:
     return _convert_direct(model, calib)
 
 
+def _convert_16x8(model: Any, samples: Callable[[], Any]) -> bytes:
+    """The TF converter's 16x8 mode (int16 activations, int8 weights), int16 I/O."""
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = samples
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    conv.inference_input_type = tf.int16
+    conv.inference_output_type = tf.int16
+    return bytes(conv.convert())
+
+
 def _build_matmul(c: MatmulCase) -> bytes:
     import keras
     import tensorflow as tf
@@ -216,11 +240,24 @@ def _build_matmul(c: MatmulCase) -> bytes:
 
     rng = np.random.default_rng(_seed(c.name))
     w = (rng.standard_normal(c.const_shape) + 0.4).astype(np.float32) if c.const_shape else None
-    ins = [keras.Input(s, batch_size=1) for s in c.inputs]
+    ins = [keras.Input(s, batch_size=1, name=f"in{k}") for k, s in enumerate(c.inputs)]
     x: Any = ins[0] if len(ins) == 1 else ins
     out = keras.layers.Lambda(lambda t: eval(c.expr, {"tf": tf, "W": w}, {"x": t}))(x)
     calib = [rng.uniform(*ASYM, size=(CALIBRATION_SAMPLES, *s)).astype(np.float32) for s in c.inputs]
+    if c.int16:  # samples keyed by input name: the converter may order the inputs otherwise
+        return _convert_16x8(keras.Model(ins, out), lambda: ({f"in{k}": a[i:i + 1] for k, a in enumerate(calib)}
+                                                            for i in range(CALIBRATION_SAMPLES)))
     return convert_keras(keras.Model(ins, out), calib[0] if len(calib) == 1 else calib)
+
+
+def _build_int16_activations() -> bytes:
+    """int16 LOGISTIC and TANH of one [256, 256] input (the TF converter's 16x8 mode)."""
+    import keras
+
+    inp = keras.Input((256,), batch_size=256)
+    model = keras.Model(inp, [keras.layers.Activation("sigmoid")(inp), keras.layers.Activation("tanh")(inp)])
+    rng = np.random.default_rng(5)
+    return _convert_16x8(model, lambda: ([rng.uniform(-8, 8, (256, 256)).astype(np.float32)] for _ in range(4)))
 
 
 def _cached(cache: Path, case: Any, build: Callable[[], bytes]) -> bytes:
@@ -242,7 +279,7 @@ def model_cache(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="session")
 def models(model_cache: Path) -> dict[str, bytes]:
-    out = {c.name: _cached(model_cache, c, lambda c=c: _build_matmul(c)) for c in MATMUL_CASES}
+    out = {c.name: _cached(model_cache, c, lambda c=c: _build_matmul(c)) for c in MATMUL_CASES + MATMUL16_CASES}
     out |= {c.name: _cached(model_cache, c, lambda c=c: _build_lstm(c)) for c in LSTM_CASES}
     # the converter's own small cell scales: TFLite's no-tanh path (tinyedge convert would raise them)
     out |= {c.name: _cached(model_cache, c, lambda c=c: km.convert_case(c, fix_lstm_cells=False))
@@ -258,8 +295,10 @@ def random_int8(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
 
 
 def samples_for(g: Graph, n: int, seed: int) -> list[list[np.ndarray]]:
+    """Uniform over each input's whole integer range (int8 or int16)."""
     rng = np.random.default_rng(seed)
-    return [[random_int8(t.shape, rng) for t in g.input_tensors] for _ in range(n)]
+    return [[random_inputs([{"shape": t.shape, "dtype": np.dtype(t.dtype)}], rng)[0] for t in g.input_tensors]
+            for _ in range(n)]
 
 
 def assert_exact(host: list[list[np.ndarray]], want: list[list[np.ndarray]]) -> int:
@@ -280,11 +319,12 @@ def _op(g: Graph, opcode: str) -> Any:
 
 @pytest.fixture(scope="session")
 def host_networks(models: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory) -> dict[str, HostNetwork]:
-    """Compiled host networks: all BATCH_MATMUL models merged in one, and the LSTM models the
+    """Compiled host networks: the int8 and the int16 BATCH_MATMUL models merged in one each, and the LSTM models the
     network tests run (each compile builds the whole runtime: keep them few)."""
     base = tmp_path_factory.mktemp("networks")
-    nets = {"matmul": HostNetwork(merge_graphs([read_model(models[c.name], c.name) for c in MATMUL_CASES],
-                                               "merged_matmul"), base / "matmul")}
+    nets = {key: HostNetwork(merge_graphs([read_model(models[c.name], c.name) for c in cases], f"merged_{key}"),
+                             base / key)
+            for key, cases in (("matmul", MATMUL_CASES), ("matmul16", MATMUL16_CASES))}
     for name in LSTM_NETWORK_CASES:
         if all(o in load_all() for o in _lstm_case(name).ops):
             nets[name] = HostNetwork(read_model(models[name], name), base / name)
@@ -298,7 +338,7 @@ def _lstm_case(name: str) -> LstmCase:
 # ============================================================ BATCH_MATMUL
 
 
-@pytest.mark.parametrize("case", MATMUL_CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", MATMUL_CASES + MATMUL16_CASES, ids=lambda c: c.name)
 def test_converter_emits_batch_matmul(case: MatmulCase, models: dict[str, bytes]) -> None:
     g = read_model(models[case.name], case.name)
     assert [op.opcode for op in g.operators] == ["BATCH_MATMUL"]
@@ -306,29 +346,37 @@ def test_converter_emits_batch_matmul(case: MatmulCase, models: dict[str, bytes]
     consts = [g.tensor(i).is_const for i in op.inputs]
     assert consts == [case.const_shape != () and case.expr.startswith("tf.matmul(W"),
                       case.const_shape != () and not case.expr.startswith("tf.matmul(W")]
+    dtype = "int16" if case.int16 else "int8"
+    assert [g.tensor(i).dtype for i in (*op.inputs, *op.outputs)] == [dtype] * 3
+    assert load_all()["BATCH_MATMUL"].check(op, g) == []
 
 
-def test_batch_matmul_bit_exact(models: dict[str, bytes], host_networks: dict[str, HostNetwork]) -> None:
-    """Every BATCH_MATMUL case (one merged network), 40 random inputs each."""
-    graphs = [read_model(models[c.name], c.name) for c in MATMUL_CASES]
-    per_case = [samples_for(g, 40, _seed(c.name)) for g, c in zip(graphs, MATMUL_CASES)]
+@pytest.mark.parametrize("key, cases", [("matmul", MATMUL_CASES), ("matmul16", MATMUL16_CASES)], ids=["int8", "int16"])
+def test_batch_matmul_bit_exact(key: str, cases: tuple[MatmulCase, ...], models: dict[str, bytes],
+                                host_networks: dict[str, HostNetwork]) -> None:
+    """Every BATCH_MATMUL case (one merged network per type), 40 random inputs each."""
+    graphs = [read_model(models[c.name], c.name) for c in cases]
+    per_case = [samples_for(g, 40, _seed(c.name)) for g, c in zip(graphs, cases)]
     merged = [[x for case_sample in row for x in case_sample] for row in zip(*per_case)]
-    host = host_networks["matmul"].run_many(merged)
+    host = host_networks[key].run_many(merged)
     total = 0
-    for k, (c, samples) in enumerate(zip(MATMUL_CASES, per_case)):
+    for k, (c, samples) in enumerate(zip(cases, per_case)):
         oracle = Oracle(models[c.name])
         want = [oracle.run(s) for s in samples]
         got = [[row[k]] for row in host]
         total += assert_exact(got, want)
-    assert total >= 40 * 9 * 12
+    assert total >= 40 * len(cases) * 12
 
 
 def _requantize(acc: np.ndarray, mult: int, shift: int, rounding: str) -> np.ndarray:
-    """Three candidate requantizations of int64 accumulators (numpy, exact)."""
+    """Candidate requantizations of int64 accumulators (numpy, exact)."""
     left, right = max(shift, 0), max(-shift, 0)
     if rounding == "single":  # ruy: one rounding, ties up
         total = 31 - shift
         return (acc * mult + (1 << (total - 1))) >> total
+    if rounding == "q15":  # the int64 MultiplyByQuantizedMultiplier: Q15 multiplier, one rounding
+        reduced = (mult + (1 << 15)) >> 16 if mult < 0x7FFF0000 else 0x7FFF
+        return (acc * reduced + (1 << (14 - shift))) >> (15 - shift)
     ab = (acc << left) * mult
     v = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))  # SRDHM: nudge, then truncate toward zero
     hi = np.where(v >= 0, v >> 31, -((-v) >> 31))
@@ -340,21 +388,27 @@ def _requantize(acc: np.ndarray, mult: int, shift: int, rounding: str) -> np.nda
     return (hi >> right) + (rem > threshold)
 
 
-def test_batch_matmul_rounding_is_tflm_double_rounding(models: dict[str, bytes]) -> None:
-    """TFLM's BATCH_MATMUL (reference_ops::BatchMatMul) requantizes with
-    MultiplyByQuantizedMultiplier's double rounding; single rounding (TFLITE_SINGLE_ROUNDING,
-    ruy) and round-half-up (NEON) give other bytes on these very inputs, so the exactness
-    above is sensitive to the choice."""
+@pytest.mark.parametrize("cases, tflm, others", [(MATMUL_CASES, "double", ("single", "up", "q15")),
+                                                 (MATMUL16_CASES, "q15", ("double", "single"))],
+                         ids=["int8", "int16"])
+def test_batch_matmul_rounding_is_tflms(cases: tuple[MatmulCase, ...], tflm: str, others: tuple[str, ...],
+                                        models: dict[str, bytes]) -> None:
+    """TFLM's BATCH_MATMUL (reference_ops::BatchMatMul) requantizes int8 with the int32
+    MultiplyByQuantizedMultiplier's double rounding, int16 with the int64 one (the multiplier
+    rounded to Q15, then one rounding); the other candidates (single rounding as
+    TFLITE_SINGLE_ROUNDING and ruy do, round-half-up as NEON does, ...) give other bytes on these
+    very inputs, so the exactness above is sensitive to the choice."""
     from tinyedge import quant
 
-    mismatches = {"double": 0, "single": 0, "up": 0}
-    for case in MATMUL_CASES:
+    mismatches = dict.fromkeys((tflm, *others), 0)
+    for case in cases:
         data = models[case.name]
         g = read_model(data, case.name)
         op = g.operators[0]
         lhs, rhs, out = (g.tensor(i) for i in (*op.inputs, op.outputs[0]))
         real = quant.f32(quant.f32(lhs.scale) * quant.f32(rhs.scale)) / float(quant.f32(out.scale))
         mult, shift = quant.quantize_multiplier(real)
+        info = np.iinfo(np.dtype(out.dtype))
         oracle = Oracle(data)
         for s in samples_for(g, 60, 1 + _seed(case.name)):
             want = oracle.run(s)[0].astype(np.int64)
@@ -365,10 +419,10 @@ def test_batch_matmul_rounding_is_tflm_double_rounding(models: dict[str, bytes])
             b = np.swapaxes(b, -1, -2) if op.options.get("adj_y") else b
             acc = np.matmul(a, b)
             for r in mismatches:
-                got = np.clip(_requantize(acc, mult, shift, r) + out.zero_point, -128, 127)
+                got = np.clip(_requantize(acc, mult, shift, r) + out.zero_point, info.min, info.max)
                 mismatches[r] += int(np.count_nonzero(got.reshape(want.shape) != want))
-    assert mismatches["double"] == 0
-    assert mismatches["single"] > 0 and mismatches["up"] > 0, mismatches
+    assert mismatches[tflm] == 0, mismatches
+    assert all(mismatches[r] > 0 for r in others), mismatches
 
 
 def test_batch_matmul_lowering_relayouts_constants(models: dict[str, bytes]) -> None:
@@ -385,27 +439,32 @@ def test_batch_matmul_lowering_relayouts_constants(models: dict[str, bytes]) -> 
     assert np.array_equal(const.values.reshape(4, 7, 5), np.swapaxes(w, -1, -2))
 
 
-def test_batch_matmul_check_names_what_is_unsupported(models: dict[str, bytes]) -> None:
+def test_batch_matmul_check_names_what_tflm_refuses(models: dict[str, bytes]) -> None:
     spec = load_all()["BATCH_MATMUL"]
     g = read_model(models["mm_a_bT"], "mm_a_bT")
     assert spec.check(g.operators[0], g) == []
 
-    g16 = copy.deepcopy(g)
-    g16.tensors[g16.operators[0].inputs[0]].dtype = "int16"
-    assert any("int16" in p for p in spec.check(g16.operators[0], g16))
+    def problems(k: int, **changes: Any) -> list[str]:  # k: input index, or -1 for the output
+        g2 = copy.deepcopy(g)
+        op = g2.operators[0]
+        t = g2.tensors[op.outputs[0] if k < 0 else op.inputs[k]]
+        for key, v in changes.items():
+            setattr(t, key, v)
+        return spec.check(op, g2)
 
-    gpc = copy.deepcopy(g)
-    t = gpc.tensors[gpc.operators[0].inputs[1]]
-    t.quant = Quant((0.1, 0.2), (0, 0), 2)
-    assert any("per channel" in p for p in spec.check(gpc.operators[0], gpc))
+    assert any("int16" in p and "one type" in p for p in problems(0, dtype="int16"))  # hybrid types
+    assert any("int32 output" in p for p in problems(-1, dtype="int32"))
+    assert any("float" in p for p in problems(0, dtype="float32"))
+    assert any("per channel" in p for p in problems(1, quant=Quant((0.1, 0.2), (0, 0), 2)))
+    assert any("depths differ" in p for p in problems(1, shape=(1, 5, 3)))
+    assert any("ranks 2..5" in p for p in problems(0, shape=(1, 1, 1, 1, 3, 4)))
+    assert any("2^30" in p for p in problems(-1, quant=Quant((1e-14,), (0,), 0)))
 
-    g32 = copy.deepcopy(g)
-    g32.tensors[g32.operators[0].outputs[0]].dtype = "int32"
-    assert any("int32" in p for p in spec.check(g32.operators[0], g32))
-
-    gshape = copy.deepcopy(g)
-    gshape.tensors[gshape.operators[0].inputs[1]].shape = (1, 5, 3)
-    assert any("depths differ" in p for p in spec.check(gshape.operators[0], gshape))
+    g16 = read_model(models["mm16_a_bT"], "mm16_a_bT")
+    assert spec.check(g16.operators[0], g16) == []
+    t = g16.tensors[g16.operators[0].inputs[1]]
+    t.quant = Quant((t.scale,), (3,), 0)
+    assert any("zero point 3; TFLM requires 0" in p for p in spec.check(g16.operators[0], g16))
 
 
 # ============================================================ UNIDIRECTIONAL_SEQUENCE_LSTM
@@ -733,23 +792,6 @@ def test_lstm_check_names_what_tflm_refuses(models: dict[str, bytes]) -> None:
 # ---- TFLM's int16 sigmoid and tanh: every input
 
 
-def _build_int16_activations() -> bytes:
-    """int16 LOGISTIC and TANH of one [256, 256] input (the TF converter's 16x8 mode)."""
-    import keras
-    import tensorflow as tf
-
-    inp = keras.Input((256,), batch_size=256)
-    model = keras.Model(inp, [keras.layers.Activation("sigmoid")(inp), keras.layers.Activation("tanh")(inp)])
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    rng = np.random.default_rng(5)
-    conv.representative_dataset = lambda: ([rng.uniform(-8, 8, (256, 256)).astype(np.float32)] for _ in range(4))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    conv.inference_input_type = tf.int16
-    conv.inference_output_type = tf.int16
-    return bytes(conv.convert())
-
-
 # input scale -> (tanh mult, tanh shift) TFLM's int16 TANH then applies: 2^-12 and 2^-11 are its "power
 # of two" cases (3 << left shift, as the LSTM's gate tanh and its cell tanh at 2^-11), 2^-15 its general
 # case with the multiplier 24576 = 3 << 13 and a shift of 16, the same as the LSTM's (3, 3) at 2^-15
@@ -822,8 +864,8 @@ def test_kernels_and_generated_code_compile_warning_free(target: str, models: di
         if nm and target != "host":
             syms = subprocess.run([nm, str(obj)], capture_output=True, text=True).stdout
             assert "__aeabi_f" not in syms and "__aeabi_d" not in syms, f"{target} {src} uses float"
-    # the generated network.c of an LSTM and a BATCH_MATMUL model (static state blocks, params with arrays)
-    for name in ("lstm_t6_u8", "mm_rank5_bcast"):
+    # the generated network.c of an LSTM and two BATCH_MATMUL models (static state blocks, params with arrays)
+    for name in ("lstm_t6_u8", "mm_rank5_bcast", "mm16_rank5_bcast"):
         work = tmp_path / name
         write_files(work, render_network_files(compile(read_model(models[name], name)), name))
         copy_runtime(work)
@@ -838,13 +880,14 @@ def test_kernels_and_generated_code_compile_warning_free(target: str, models: di
 @pytest.mark.emulator
 @pytest.mark.parametrize("board", ["mps2-an386", "mps2-an385", "mps3-an547"])  # Cortex-M4F, M3, M55
 def test_lstm_and_matmul_on_device(board: str, models: dict[str, bytes], tmp_path: Path) -> None:
-    """The firmware (validation server in QEMU) gives the oracle's bytes for an LSTM model,
-    samples in order (the state persists on the device as in the oracle), and a BATCH_MATMUL."""
+    """The firmware (validation server in QEMU) gives TFLM's bytes for an LSTM model (every sample
+    from the initial state: te_network_reset() on the device, reset() in TFLM), an int8 and an
+    int16 BATCH_MATMUL."""
     for tool in ("qemu-system-arm", "arm-none-eabi-gcc", "make"):
         require_tool(tool)
     from tinyedge.pipeline import validate_model
 
-    for name, n in (("lstm_t12_u32", 6), ("mm_rank5_bcast", 4)):
+    for name, n in (("lstm_t12_u32", 6), ("mm_rank5_bcast", 4), ("mm16_bcast_act", 4)):
         model = tmp_path / f"{name}.tflite"
         model.write_bytes(models[name])
         report = validate_model(model, board, emulator="qemu", port=None, data=None, n_random=n, seed=3,
