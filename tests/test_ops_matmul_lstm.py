@@ -778,6 +778,8 @@ def test_lstm_check_names_what_tflm_refuses(models: dict[str, bytes]) -> None:
     w = g.tensor(op.inputs[2])
     assert refused(with_tensor(2, quant=Quant((w.scale, w.scale * 2) + (w.scale,) * 6, (0,) * 8, 0)), "per channel")
     assert refused(with_tensor(2, quant=Quant((w.scale,), (3,), 0)), "symmetric")
+    assert refused(with_tensor(2, quant=Quant((-w.scale,), (0,), 0)), "must be positive")
+    assert refused(with_tensor(18, quant=Quant((1e-12,), (0,), 0)), "output state scale", "overflow")
 
     # the cell scale: any positive scale runs in TFLM (its log2 is rounded), within the range where
     # its int32 arithmetic does not overflow; a log2 within 2^-12 of a half integer is refused

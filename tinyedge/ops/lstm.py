@@ -254,6 +254,10 @@ def _shape_problems(op: Operator, graph: Graph) -> list[str]:
 
 def _scale_problems(op: Operator, graph: Graph) -> list[str]:
     c, h = graph.tensor(op.inputs[CELL_STATE]), graph.tensor(op.inputs[OUTPUT_STATE])
+    scaled = [graph.tensor(op.inputs[k]) for k in (INPUT, OUTPUT_STATE, *IN_WEIGHTS, *REC_WEIGHTS)]
+    if not all(quant.f32(t.scale) > 0.0 for t in scaled):
+        return ["the input, output state and weight scales must be positive (TFLM's multipliers need "
+                "products of scales >= 0)"]
     p = cell_power(c.scale)
     if p is None:
         return [f"cell state scale {c.scale:g} is not positive, or its log2 is too close to a half integer "
@@ -269,7 +273,7 @@ def _scale_problems(op: Operator, graph: Graph) -> list[str]:
             return [f"{what} scale {(c if name == 'input' else h).scale:g} is too small: TFLM's "
                     f"{name} product would overflow int32 (undefined behaviour)"]
     for g in range(4):
-        if not all(0.0 <= r < 2.0 ** 30 for r in _gate_reals(op, graph, g)):
+        if not all(r < 2.0 ** 30 for r in _gate_reals(op, graph, g)):
             return [f"the {GATES[g]} gate's scales give a multiplier of 2^30 or more: TFLM shifts an int32 "
                     "left by more than 30 bits there (undefined behaviour)"]
     return []
