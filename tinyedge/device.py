@@ -54,6 +54,14 @@ RTO_MIN = 0.5
 RTO_MAX = 8.0
 # A step (one sample) is done again at most this many times after device resets.
 MAX_RESETS_PER_STEP = 3
+# Data per WRITE/READ frame adapts to the line: the first chunk is as large as
+# the device allows; a chunk that had to be sent again because of corruption
+# halves the next ones (a chunk failing twice is given up and split), and 16
+# clean ones in a row double them again. On a clean line every frame stays
+# full; on a noisy one frames shrink until most get through (a frame of n bytes
+# survives a byte error rate e with probability (1 - e)^n).
+MIN_CHUNK = 32
+GROW_AFTER = 16
 NOISE_SAMPLE = 48      # bytes of unreadable data kept to show the user
 
 
@@ -100,8 +108,9 @@ class Calibration:
 
 @dataclass(frozen=True)
 class ResetEvent:
-    """One device reset the client noticed and recovered from."""
+    """One device reset the client noticed (and recovered from, unless too many)."""
 
+    step: str          # what was being done, e.g. "sample 3"
     during: str        # the request in flight, e.g. "WRITE"
     detected_by: str   # "banner" (BOOT frame) or "state check" (CRC of inputs/outputs)
     at: float          # seconds since the port was opened
@@ -115,6 +124,10 @@ class DeviceReset(TinyEdgeError):
                          "the board restarted: check its power and reset line, and any watchdog")
         self.during = during
         self.detected_by = detected_by
+
+
+class _Smaller(Exception):
+    """A chunk failed twice to corruption: send its data in smaller pieces."""
 
 
 class _Retry(Exception):
@@ -155,6 +168,9 @@ class DeviceClient:
         self._reader = p.FrameReader()
         self._pending: list[bytes | None] = []
         self._seq = random.randrange(1, 0x10000)
+        self._chunk_limit: int | None = None   # None: as large as the device allows
+        self._clean_chunks = 0
+        self._noisy = False                      # the last request needed a retry for corruption
         self._rto = RTO_INITIAL
         self._srtt: float | None = None
         self._rttvar = 0.0
@@ -221,7 +237,7 @@ class DeviceClient:
                 return step()
             except DeviceReset as reset:
                 self.stats["resets"] += 1
-                self.resets.append(ResetEvent(reset.during, reset.detected_by,
+                self.resets.append(ResetEvent(what, reset.during, reset.detected_by,
                                               round(time.monotonic() - self._opened, 3)))
                 if attempt == MAX_RESETS_PER_STEP:
                     raise TinyEdgeError(
@@ -232,10 +248,10 @@ class DeviceClient:
                 self._reconnect()
         raise AssertionError("unreachable")
 
-    def infer(self, inputs: list[bytes]) -> InferResult:
+    def infer(self, inputs: list[bytes], what: str = "one inference") -> InferResult:
         """Write the inputs, run the network once, read the outputs (again from
-        scratch if the device resets meanwhile)."""
-        return self.recovering(lambda: self._infer_once(inputs), "one inference")
+        scratch if the device resets meanwhile). ``what`` names it in messages."""
+        return self.recovering(lambda: self._infer_once(inputs), what)
 
     def _infer_once(self, inputs: list[bytes]) -> InferResult:
         info = self._session()
@@ -259,10 +275,9 @@ class DeviceClient:
         """Write every input tensor, in chunks."""
         info = self._session()
         self._check_inputs(info, inputs)
-        chunk = p.write_chunk_size(info.max_payload)
         for index, data in enumerate(inputs):
-            for offset in range(0, len(data), chunk):
-                self._request(Cmd.WRITE, p.write_request(index, offset, data[offset:offset + chunk]))
+            self._transfer(Cmd.WRITE, len(data), p.write_chunk_size(info.max_payload),
+                           lambda off, n: p.write_request(index, off, data[off:off + n]))
 
     def op_info(self, entry: int) -> tuple[int, int, int]:
         """Entry ``entry`` of the firmware's op-output table: (op, output number, bytes)."""
@@ -327,15 +342,37 @@ class DeviceClient:
                       nbytes: int) -> bytes:
         """``nbytes`` of tensor ``index``, one READ-like request per chunk that fits a frame."""
         info = self._session()
-        chunk = p.read_chunk_size(info.max_payload)
-        out = bytearray()
-        for offset in range(0, nbytes, chunk):
-            n = min(chunk, nbytes - offset)
-            data = self._request(cmd, make_request(index, offset, n))
-            if len(data) != n:
-                raise p.ProtocolError(f"{p.cmd_name(cmd)} returned {len(data)} bytes, asked for {n}")
-            out += data
-        return bytes(out)
+        parts = self._transfer(cmd, nbytes, p.read_chunk_size(info.max_payload),
+                               lambda off, n: make_request(index, off, n))
+        return b"".join(parts)
+
+    def _transfer(self, cmd: Cmd, total: int, max_chunk: int,
+                  make: Callable[[int, int], bytes]) -> list[bytes]:
+        """Move ``total`` bytes in requests built by ``make(offset, n)``, n bytes each at
+        most the current chunk size (adapted to the line, see MIN_CHUNK)."""
+        answers: list[bytes] = []
+        offset = 0
+        while offset < total:
+            n = min(self._chunk_limit or max_chunk, max_chunk, total - offset)
+            try:
+                answer = self._request(cmd, make(offset, n), give_way=n > MIN_CHUNK)
+            except _Smaller:
+                self._chunk_limit = max(MIN_CHUNK, n // 2)
+                self._clean_chunks = 0
+                continue
+            if cmd != Cmd.WRITE and len(answer) != n:
+                raise p.ProtocolError(f"{p.cmd_name(cmd)} returned {len(answer)} bytes, asked for {n}")
+            if self._noisy:
+                self._chunk_limit = max(MIN_CHUNK, n // 2)
+                self._clean_chunks = 0
+            elif self._chunk_limit is not None and n == self._chunk_limit:
+                self._clean_chunks += 1
+                if self._clean_chunks >= GROW_AFTER:
+                    self._chunk_limit = None if 2 * n >= max_chunk else 2 * n
+                    self._clean_chunks = 0
+            answers.append(answer)
+            offset += n
+        return answers
 
     def _next_seq(self) -> int:
         self._seq = self._seq % 0xFFFF + 1   # 1..65535; 0 is for device messages
@@ -346,10 +383,11 @@ class DeviceClient:
         return 0.0 if self.url.startswith("socket://") else 10.0 * nbytes / self.baudrate
 
     def _request(self, cmd: Cmd, payload: bytes = b"", *, work: float = 0.0,
-                 first_timeout: float | None = None) -> bytes:
+                 first_timeout: float | None = None, give_way: bool = False) -> bytes:
         """Send one request, retrying, within ``self.timeout``; return the response
         payload after the status. ``work``: seconds the device may compute before
-        it answers (RUN); it is not sent again sooner."""
+        it answers (RUN); it is not sent again sooner. ``give_way``: raise _Smaller
+        after two attempts lost to corruption (the caller splits the data)."""
         seq = self._next_seq()
         wire = b"\x00" + p.encode_frame(cmd, seq, payload)
         answer_bytes = p.FRAME_OVERHEAD + 2 + (self.info.max_payload if self.info else 256)
@@ -359,6 +397,7 @@ class DeviceClient:
         self._received_any = False
         attempts = 0
         backoff = 1.0
+        self._noisy = False
         while attempts <= self.retries:
             now = time.monotonic()
             if now >= deadline - POLL_INTERVAL / 2:
@@ -378,6 +417,10 @@ class DeviceClient:
                 problems.append(retry.reason)
                 if retry.reason == "timeout":
                     backoff *= 2
+                    continue
+                self._noisy = True
+                if give_way and sum(r != "timeout" for r in problems) >= 2:
+                    raise _Smaller() from None
                 continue
             if attempts == 1 and not first_timeout and not work:
                 self._observe_rtt(time.monotonic() - now)
@@ -427,7 +470,7 @@ class DeviceClient:
             f"{self.url} does not speak the tinyedge protocol: it sent bytes but not one valid frame "
             f"(first bytes: {sample!r})",
             f"is it the right port (`tinyedge devices` lists them) and baud rate (now {self.baudrate})? "
-            f"Is the tinyedge validation firmware flashed?")
+            f"Is the tinyedge validation firmware flashed? Or does the line corrupt everything?")
 
     def _await(self, cmd: Cmd, seq: int, deadline: float) -> bytes:
         while True:
