@@ -24,9 +24,9 @@ from tinyedge.resources import boards_dir
 
 DEFAULT_BOARD = "mps2-an386"
 
-# Largest protocol payload the device accepts or sends (bytes). The device's
-# one frame buffer is max_payload + 7 bytes of RAM (plus 32 for the stored
-# response). 1024 lets a stop-and-wait WRITE move 1019 data bytes per round
+# Largest protocol payload the device accepts or sends (bytes). The link costs
+# the device max_payload + 46 bytes of RAM (one frame buffer, the stored
+# response, state; docs/protocol.md). 1024 lets a stop-and-wait WRITE move 1019 data bytes per round
 # trip: 89 % of a 921600-baud line with 1 ms USB round trips, where 256-byte
 # payloads reach 68 % (docs/protocol.md, "Throughput").
 DEFAULT_MAX_PAYLOAD = 1024

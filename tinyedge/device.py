@@ -55,13 +55,13 @@ RTO_MAX = 8.0
 # A step (one sample) is done again at most this many times after device resets.
 MAX_RESETS_PER_STEP = 3
 # Data per WRITE/READ frame adapts to the line: the first chunk is as large as
-# the device allows; a chunk that had to be sent again because of corruption
-# halves the next ones (a chunk failing twice is given up and split), and 16
-# clean ones in a row double them again. On a clean line every frame stays
+# the device allows; a chunk lost twice to corruption is given up and its data
+# sent in halves (and so are the chunks after it), and 4 chunks in a row that
+# get through at once double the size again. On a clean line every frame stays
 # full; on a noisy one frames shrink until most get through (a frame of n bytes
 # survives a byte error rate e with probability (1 - e)^n).
 MIN_CHUNK = 32
-GROW_AFTER = 16
+GROW_AFTER = 4
 NOISE_SAMPLE = 48      # bytes of unreadable data kept to show the user
 
 
@@ -363,7 +363,6 @@ class DeviceClient:
             if cmd != Cmd.WRITE and len(answer) != n:
                 raise p.ProtocolError(f"{p.cmd_name(cmd)} returned {len(answer)} bytes, asked for {n}")
             if self._noisy:
-                self._chunk_limit = max(MIN_CHUNK, n // 2)
                 self._clean_chunks = 0
             elif self._chunk_limit is not None and n == self._chunk_limit:
                 self._clean_chunks += 1
@@ -411,6 +410,8 @@ class DeviceClient:
             else:
                 wait = work + self._line_time(len(wire) + answer_bytes) + self._rto
             wait *= backoff
+            if attempts > self.retries:
+                wait = deadline - now      # the last attempt: wait for it as long as allowed
             try:
                 rsp = self._await(cmd, seq, min(now + wait, deadline))
             except _Retry as retry:

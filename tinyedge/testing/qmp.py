@@ -25,32 +25,51 @@ def qmp_args(path: str | Path) -> tuple[str, ...]:
 
 
 class Qmp:
-    """One QMP connection; a context manager."""
+    """One QMP connection, opened at the first command (QEMU answers QMP only once
+    its main loop runs: with ``-serial tcp:...,wait=on``, after the UART's client
+    has connected); a context manager."""
 
     def __init__(self, path: str | Path, timeout: float = 5.0) -> None:
         self.path = str(path)
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.settimeout(timeout)
-        deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.events: list[dict[str, Any]] = []   # what QEMU announced meanwhile (RESET, ...)
+        self._sock: socket.socket | None = None
+        self._buf = b""
+
+    def _connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        deadline = time.monotonic() + self.timeout
         while True:
             try:
-                self._sock.connect(self.path)
+                sock.connect(self.path)
                 break
             except (FileNotFoundError, ConnectionRefusedError) as exc:
                 if time.monotonic() > deadline:
+                    sock.close()
                     raise TinyEdgeError(f"no QMP server at {self.path}: {exc}",
                                         "start QEMU with tinyedge.testing.qmp.qmp_args(path)") from exc
                 time.sleep(0.05)
-        self._buf = b""
-        self.events: list[dict[str, Any]] = []   # what QEMU announced meanwhile (RESET, ...)
+        self._sock = sock
         self._message()                          # the greeting
-        self.command("qmp_capabilities")
+        self._send({"execute": "qmp_capabilities"})
+        self._answer("qmp_capabilities")
+        return sock
 
     def command(self, name: str, **arguments: Any) -> Any:
+        if self._sock is None:
+            self._connect()
         msg: dict[str, Any] = {"execute": name}
         if arguments:
             msg["arguments"] = arguments
+        self._send(msg)
+        return self._answer(name)
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        assert self._sock is not None
         self._sock.sendall(json.dumps(msg).encode() + b"\n")
+
+    def _answer(self, name: str) -> Any:
         while True:
             reply = self._message()
             if "return" in reply:
@@ -63,6 +82,7 @@ class Qmp:
         self.command("system_reset")
 
     def _message(self) -> dict[str, Any]:
+        assert self._sock is not None
         while b"\n" not in self._buf:
             chunk = self._sock.recv(4096)
             if not chunk:
@@ -73,7 +93,8 @@ class Qmp:
         return data
 
     def close(self) -> None:
-        self._sock.close()
+        if self._sock is not None:
+            self._sock.close()
 
     def __enter__(self) -> "Qmp":
         return self
