@@ -89,13 +89,15 @@ def test_validate_through_faults_and_resets_is_exact(board: str, builds: Path, t
     with QemuInstance(board, elf, extra_args=qmp_args(sock)) as qemu, Qmp(sock) as qmp, \
             FaultProxy(qemu.url, faults, reset=qmp.system_reset) as proxy:
         proc = tinyedge("validate", str(shared_model("kws_ref_model")), "--board", board, "--port", proxy.url,
-                        "--firmware", str(elf), "--random", "8", "--seed", "3", "--report", str(report))
+                        "--firmware", str(elf), "--random", "8", "--seed", "3", "--report", str(report),
+                        "--baud", "921600")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rep = json.loads(report.read_text())
     assert rep["complete"] and rep["all_exact"] and rep["summary"]["exact"] == 8
     assert [s["index"] for s in rep["samples"]] == list(range(8))
     assert proxy.stats.resets == 3
     link = rep["link"]
+    assert link["baud"] == 921600 and link["timeout_source"].startswith("default")
     assert link["device_resets"] == 3 == sum(s["device_resets"] for s in rep["samples"])
     assert {e["step"] for e in link["reset_events"]} <= {f"sample {i}" for i in range(8)}
     assert sum(proxy.stats.corrupted.values()) + sum(proxy.stats.dropped.values()) > 0

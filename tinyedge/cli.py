@@ -215,6 +215,11 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, fl
     shown beside it as a second opinion. With --per-layer, the device runs the
     network op by op and every op's output is compared, to find the first op
     where the firmware and TFLM part ways.
+
+    With --port the firmware runs on a board: a board that resets mid-run is
+    checked again and the sample in flight sent again (the report counts the
+    resets), corrupted or lost frames are sent again, and no wait on the
+    device outlasts --timeout.
     """
     from tinyedge.pipeline import validate_model
 
