@@ -1,7 +1,10 @@
 """Broadcast shape logic of the binary int8 ops (ADD, SUB, MUL, MAXIMUM, MINIMUM, PRELU).
 
-Pure host-side shape arithmetic, no registrations: one implementation of what
-TFLite does with two input shapes before an elementwise binary kernel runs.
+Pure host-side shape arithmetic, no registrations.
+
+What TensorFlow Lite Micro needs (its int8 binary kernels compute every element
+with the same recipe, so only *which* input elements pair up matters, not the
+order or any blocking):
 
 - :func:`broadcast_shape`: the output shape, as TFLite's
   ``CalculateShapeForBroadcast`` (kernels/kernel_util.cc) and NumPy: the
@@ -9,34 +12,30 @@ TFLite does with two input shapes before an elementwise binary kernel runs.
   a 1 (the other one wins, also when it is 0).
 - :func:`padded` / :func:`broadcast_strides`: ``RuntimeShape::ExtendedShape``
   (left-padding with 1) and the element strides of an input walked along the
-  output, 0 where the input is broadcast -- what
-  ``NdArrayDescsForElementwiseBroadcast`` (kernels/internal/common.h) gives
-  the reference ``Broadcast*Slow`` kernels.
-- :func:`broadcast_plan`: ``ProcessBroadcastShapes``
-  (kernels/internal/reference/process_broadcast_shapes.h), which picks the
-  oracle's loop structure: no broadcast (one flat pass), the five-fold loop
-  nest of ``optimized_ops::BinaryBroadcastFiveFold`` (with the inputs switched
-  when the second one broadcasts fast, and the five extents ``y0..y4``), or
-  the generic N-D walk. The optimized kernels process 8 or 16 elements per
-  vector block and the rest with scalar code, and the two can round
-  differently, so which elements fall in which block depends on this plan:
-  ADD and MUL reproduce it exactly (te_elementwise.c, te_mul.c).
-- :func:`generic_plan`: our own strided walk with adjacent dimensions merged,
-  for kernels whose every element takes the same recipe (SUB, ADD's generic
-  case), where the walk order cannot change a result.
+  output, 0 where the input is broadcast.
+- :func:`generic_plan`: the walk the kernels run -- the output in order, with
+  extent-1 dimensions dropped and adjacent dimensions merged where both inputs
+  stay contiguous (or stay broadcast), as TFLM's ``BroadcastBinaryOpSimple``
+  (kernels/internal/reference/broadcast_loop.h) fuses its loops; at most
+  :data:`MAX_DIMS` loops, the innermost one a row.
 
-The mode numbers are those of the C enums (``TE_BCAST_*`` in
-te_elementwise.h, ``TE_MUL_*`` in te_mul.h).
+Legacy, for the x86 TFLite oracle (still imported by mul.py and minmax.py until
+their TFLM versions are merged; unused by ADD and SUB): :func:`broadcast_plan`,
+TFLite's ``ProcessBroadcastShapes`` (kernels/internal/reference/
+process_broadcast_shapes.h) with the five-fold loop nest of the optimized
+kernels, and the ``FLAT`` / ``FIVEFOLD`` / ``GENERIC`` categories. TFLM also
+calls ProcessBroadcastShapes, but only to learn *whether* the shapes differ.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence, Any
+from typing import Any, Sequence
 
 MAX_DIMS = 6  # the kernels' loop depth (TE_BCAST_MAX_DIMS, TE_MUL_MAX_DIMS, TE_MINMAX_MAX_DIMS)
 
-# BroadcastableOpCategory: kNonBroadcast, kFirst/kSecondInputBroadcastsFast, kGenericBroadcast
+# Legacy (x86 TFLite): BroadcastableOpCategory kNonBroadcast, kFirst/kSecondInputBroadcastsFast,
+# kGenericBroadcast, as returned by broadcast_plan.
 FLAT, FIVEFOLD, GENERIC = 0, 1, 2
 
 
@@ -72,10 +71,12 @@ def broadcast_strides(in_shape: Sequence[int], out_shape: Sequence[int], rank: i
 class BroadcastPlan:
     """How a binary kernel walks its two inputs.
 
-    ``mode``, ``swap`` and ``y`` are ProcessBroadcastShapes' ``broadcast_category``,
-    its switch of the inputs (kSecondInputBroadcastsFast) and ``broadcast_shape[0..4]``;
-    ``out_dims`` / ``strides1`` / ``strides2`` are a strided walk of the output
-    (MAX_DIMS extents, outermost first) for the GENERIC loops."""
+    ``out_dims`` / ``strides1`` / ``strides2``: a strided walk of the output
+    (MAX_DIMS extents, outermost first; element strides of each input, 0 where it
+    is broadcast). ``mode``, ``swap`` and ``y`` are only set by the legacy
+    :func:`broadcast_plan` (ProcessBroadcastShapes' category, its switch of the
+    inputs and ``broadcast_shape[0..4]``); :func:`generic_plan` leaves them at
+    GENERIC / False / ones."""
 
     mode: int
     swap: bool = False
@@ -83,6 +84,37 @@ class BroadcastPlan:
     out_dims: list[int] = field(default_factory=list)
     strides1: list[int] = field(default_factory=list)
     strides2: list[int] = field(default_factory=list)
+
+
+def generic_plan(s1: Sequence[int], s2: Sequence[int]) -> BroadcastPlan:
+    """A GENERIC walk over the broadcast of ``s1`` and ``s2`` with extent-1 dimensions
+    dropped and adjacent dimensions merged wherever both inputs stay contiguous (or both
+    stay broadcast), so that the innermost dimension -- one kernel row -- is as long as
+    possible. Only for kernels whose every element takes the same recipe (the walk order
+    does not matter there), which is every int8 binary kernel of TFLM. TFLM's
+    BroadcastBinaryOpSimple fuses loops the same way (up to 8 of them; here the
+    inputs have rank <= 6, so <= 6 loops remain)."""
+    out = broadcast_shape(s1, s2)
+    if out is None:
+        raise ValueError(f"shapes {list(s1)} and {list(s2)} do not broadcast")
+    rank = max(len(out), 1)
+    st1, st2 = broadcast_strides(s1, out, rank), broadcast_strides(s2, out, rank)
+    dims: list[list[int]] = []  # [extent, stride1, stride2], outermost first
+    for d, x, y in zip(padded(out, rank), st1, st2):
+        if d == 1:
+            continue
+        if dims and dims[-1][1] == x * d and dims[-1][2] == y * d:
+            dims[-1] = [dims[-1][0] * d, x, y]  # the outer dimension continues this one
+        else:
+            dims.append([d, x, y])
+    if len(dims) > MAX_DIMS:  # cannot happen for rank <= 6 inputs; keep the loops exact anyway
+        raise ValueError(f"broadcast of {list(s1)} and {list(s2)} needs more than {MAX_DIMS} loops")
+    full = [[1, 0, 0]] * (MAX_DIMS - len(dims)) + dims
+    return BroadcastPlan(GENERIC, out_dims=[d[0] for d in full],
+                         strides1=[d[1] for d in full], strides2=[d[2] for d in full])
+
+
+# ---- legacy: the x86 TFLite oracle's ProcessBroadcastShapes / five-fold loops ----------
 
 
 def _fast_input(e0: list[int], e1: list[int]) -> bool | None:
@@ -134,29 +166,3 @@ def broadcast_plan(s1: Sequence[int], s2: Sequence[int]) -> BroadcastPlan:
     swap = not first_fast
     y, left_over = _fivefold_extents(e1, e0) if swap else _fivefold_extents(e0, e1)
     return BroadcastPlan(GENERIC if left_over else FIVEFOLD, swap, y, **walk)
-
-
-def generic_plan(s1: Sequence[int], s2: Sequence[int]) -> BroadcastPlan:
-    """A GENERIC walk over the broadcast of ``s1`` and ``s2`` with extent-1 dimensions
-    dropped and adjacent dimensions merged wherever both inputs stay contiguous (or both
-    stay broadcast), so that the innermost dimension -- one kernel row -- is as long as
-    possible. Only for kernels whose every element takes the same recipe (the walk order
-    does not matter there); not a TFLite structure."""
-    out = broadcast_shape(s1, s2)
-    if out is None:
-        raise ValueError(f"shapes {list(s1)} and {list(s2)} do not broadcast")
-    rank = max(len(out), 1)
-    st1, st2 = broadcast_strides(s1, out, rank), broadcast_strides(s2, out, rank)
-    dims: list[list[int]] = []  # [extent, stride1, stride2], outermost first
-    for d, x, y in zip(padded(out, rank), st1, st2):
-        if d == 1:
-            continue
-        if dims and dims[-1][1] == x * d and dims[-1][2] == y * d:
-            dims[-1] = [dims[-1][0] * d, x, y]  # the outer dimension continues this one
-        else:
-            dims.append([d, x, y])
-    if len(dims) > MAX_DIMS:  # cannot happen for rank <= 6 inputs; keep the loops exact anyway
-        raise ValueError(f"broadcast of {list(s1)} and {list(s2)} needs more than {MAX_DIMS} loops")
-    full = [[1, 0, 0]] * (MAX_DIMS - len(dims)) + dims
-    return BroadcastPlan(GENERIC, out_dims=[d[0] for d in full],
-                         strides1=[d[1] for d in full], strides2=[d[2] for d in full])

@@ -1,16 +1,30 @@
-"""QUANTIZE (float32 -> int8; int8/uint8 -> int8/uint8) and DEQUANTIZE (int8 -> float32).
+"""QUANTIZE (float32 -> int8; int8 -> int8, uint8 -> int8, int8 -> uint8) and
+DEQUANTIZE (int8 -> float32).
 
 uint8 appears at the edges of published int8 models: TF's converter with
 ``inference_input_type=tf.uint8`` / ``inference_output_type=tf.uint8`` writes a
 QUANTIZE uint8 -> int8 after the input and a QUANTIZE int8 -> uint8 before the
-output (equal scales, zero points 128 apart); quantize.cc requantizes these with
-the same optimized_ops::Requantize recipe as int8 -> int8.
+output (equal scales, zero points 128 apart).
 
-What the oracle computes (kernels/quantize.cc, kernels/dequantize.cc ->
-optimized_ops::AffineQuantize / Requantize / Dequantize): a vector loop over
-whole blocks from the start of the tensor and a scalar loop over the rest,
-rounding differently; the constants both loops need are computed here, and
-the recipes are documented in firmware_templates/runtime/te_quantize.c.
+What TensorFlow Lite Micro computes (micro/kernels/quantize_common.cc,
+dequantize_common.cc; C side and the exact float steps in
+firmware_templates/runtime/te_quantize.c), the same for every element:
+
+- float32 -> int8: ``reference_ops::AffineQuantize``:
+  ``clamp((int32)roundf(x / (float)scale) + zero_point)`` -- one float32
+  division, rounded half away from zero.
+- int8/uint8 -> int8/uint8: Prepare computes ``QuantizeMultiplier(double(in_scale)
+  / double(out_scale))``; Eval is ``reference_ops::Requantize``:
+  ``clamp(MultiplyByQuantizedMultiplier(q - in_zp, mult, shift) + out_zp)``
+  (its XOR-0x80 fast path for equal scales and zero points 128 apart gives the
+  same bytes).
+- int8 -> float32: ``reference_ops::Dequantize``: ``(float)(double(scale) *
+  (q - zero_point))``, one rounding.
+
+Combinations TFLM refuses, refused here with its reason: uint8 -> uint8 and
+float32 -> uint8 (Eval: "Input ..., output ... not supported"), per-channel
+quantization (Prepare: one scale only). int16 QUANTIZE/DEQUANTIZE, which TFLM
+has, is not supported: no other tinyedge op consumes int16 tensors.
 """
 
 from __future__ import annotations
@@ -24,6 +38,8 @@ from tinyedge.quant import quantize_multiplier
 F32 = np.float32
 _INT8S = ("int8", "uint8")
 _SUFFIX = {"int8": "s8", "uint8": "u8"}
+# (input dtype, output dtype) pairs TFLM's QUANTIZE runs and tinyedge generates
+_REQUANTIZE = {("int8", "int8"), ("uint8", "int8"), ("int8", "uint8")}
 
 
 def _io(op: Operator, graph: Graph) -> tuple[Tensor, Tensor] | None:
@@ -36,7 +52,7 @@ def _quant_problems(role: str, t: Tensor) -> list[str]:
     if t.quant is None:
         return [f"{role} ({t.dtype}) has no quantization parameters"]
     if t.quant.per_channel:
-        return [f"{role} is quantized per channel (per-tensor only)"]
+        return [f"{role} is quantized per channel (TFLM's QUANTIZE takes one scale per tensor)"]
     if not t.scale > 0:
         return [f"{role} scale {t.scale} is not positive"]
     return []
@@ -50,10 +66,15 @@ def _check_quantize(op: Operator, graph: Graph) -> list[str]:
     problems: list[str] = []
     if x.dtype not in ("float32", *_INT8S):
         problems.append(f"input dtype {x.dtype} is not supported (float32, int8 or uint8)")
-    if y.dtype not in _INT8S:
-        problems.append(f"output dtype {y.dtype} is not supported (int8 or uint8)")
+    elif y.dtype not in _INT8S:
+        problems.append(f"output dtype {y.dtype} is not supported (int8, or uint8 from int8)")
     elif x.dtype == "float32" and y.dtype != "int8":
-        problems.append(f"float32 -> {y.dtype} is not supported (float32 -> int8 only)")
+        problems.append(f"float32 -> {y.dtype} is not supported: TFLM's QUANTIZE has no such kernel "
+                        f"(\"Input float32, output {y.dtype} not supported\")")
+    elif x.dtype != "float32" and (x.dtype, y.dtype) not in _REQUANTIZE:
+        problems.append(f"{x.dtype} -> {y.dtype} is not supported: TFLM's QUANTIZE has no such kernel "
+                        f"(\"Input {x.dtype}, output {y.dtype} not supported\"; it requantizes int8 -> int8, "
+                        "uint8 -> int8 and int8 -> uint8)")
     if x.is_const:
         problems.append("a constant input is not supported")
     if x.size != y.size:
@@ -65,6 +86,11 @@ def _check_quantize(op: Operator, graph: Graph) -> list[str]:
     return problems
 
 
+def requantize_multiplier(in_scale: float, out_scale: float) -> tuple[int, int]:
+    """quantize_common.cc Prepare: QuantizeMultiplier(double(in_scale) / double(out_scale))."""
+    return quantize_multiplier(float(F32(in_scale)) / float(F32(out_scale)))
+
+
 def _lower_quantize(op: Operator, ctx: LowerCtx) -> Lowered:
     g = ctx.graph
     x = g.tensor(op.inputs[0])
@@ -72,24 +98,19 @@ def _lower_quantize(op: Operator, ctx: LowerCtx) -> Lowered:
     pname = ctx.name("params")
     src, dst = ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])
     if x.dtype == "float32":
-        scale = float(F32(y.scale))
-        # optimized_ops::AffineQuantize: vdupq_n_f32(1.0f / scale) with scale a double
-        inv = float(F32(1.0 / scale))
         return Lowered(
-            comment=(f"QUANTIZE float32 -> int8 (s={y.scale:.6g} zp={y.zero_point}), {x.size} values; "
-                     "blocks of 8: x*(1/s) rounded half to even, tail: x/s rounded half away"),
+            comment=(f"QUANTIZE float32 -> int8 (s={y.scale:.6g} zp={y.zero_point}), {x.size} values: "
+                     "roundf(x / s) + zp, clamped (AffineQuantize)"),
             call=f"te_quantize_f32_s8(&{pname}, {src}, {dst});",
             params_type="te_quantize_params_t",
-            params={"size": x.size, "inv_scale": inv, "scale": scale, "zero_point": y.zero_point},
+            params={"size": x.size, "scale": float(F32(y.scale)), "zero_point": y.zero_point},
             params_name=pname,
         )
-    # int8/uint8 -> int8/uint8: quantize.cc Prepare, in double
-    ratio = float(F32(x.scale)) / float(F32(y.scale))
-    mult, shift = quantize_multiplier(ratio)
+    mult, shift = requantize_multiplier(x.scale, y.scale)
     fn = f"te_requantize_{_SUFFIX[x.dtype]}_{_SUFFIX[y.dtype]}"
     return Lowered(
         comment=(f"QUANTIZE {x.dtype} (s={x.scale:.6g} zp={x.zero_point}) -> {y.dtype} (s={y.scale:.6g} "
-                 f"zp={y.zero_point}), {x.size} values, x{ratio:.6g} = {mult}*2^{shift}/2^31"),
+                 f"zp={y.zero_point}), {x.size} values, x {mult}*2^{shift}/2^31 (Requantize)"),
         call=f"{fn}(&{pname}, {src}, {dst});",
         params_type="te_requantize_params_t",
         params={"size": x.size, "in_zp": x.zero_point, "out_zp": y.zero_point,
@@ -119,16 +140,13 @@ def _check_dequantize(op: Operator, graph: Graph) -> list[str]:
 
 def _lower_dequantize(op: Operator, ctx: LowerCtx) -> Lowered:
     x = ctx.graph.tensor(op.inputs[0])
-    scale = float(F32(x.scale))
-    # optimized_ops::Dequantize vector loop: x * scale + (-zero_point * scale), in float
-    zp_term = float(F32(-x.zero_point * scale))
     pname = ctx.name("params")
     return Lowered(
-        comment=(f"DEQUANTIZE int8 (s={x.scale:.6g} zp={x.zero_point}) -> float32, {x.size} values; "
-                 "blocks of 8: x*s + (-zp*s) in float, tail: s*(x-zp) in double"),
+        comment=(f"DEQUANTIZE int8 (s={x.scale:.6g} zp={x.zero_point}) -> float32, {x.size} values: "
+                 "s * (q - zp), one rounding"),
         call=f"te_dequantize_s8_f32(&{pname}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});",
         params_type="te_dequantize_params_t",
-        params={"size": x.size, "scale": scale, "zp_term": zp_term, "zero_point": x.zero_point},
+        params={"size": x.size, "scale": float(F32(x.scale)), "zero_point": x.zero_point},
         params_name=pname,
     )
 
@@ -137,7 +155,7 @@ register(OpSpec(
     name="QUANTIZE",
     lower=_lower_quantize,
     check=_check_quantize,
-    constraints="float32 -> int8, or int8/uint8 -> int8/uint8 (requantize); per-tensor",
+    constraints="float32 -> int8; int8 -> int8, uint8 -> int8, int8 -> uint8 (requantize); per-tensor",
 ))
 
 register(OpSpec(
