@@ -246,25 +246,28 @@ def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _samples(g: Graph, rng: np.random.Generator, n: int = N_SAMPLES) -> list[list[np.ndarray]]:
-    """Uniform int8 over the full range (plus all -128 / all 127); float inputs of a
-    QUANTIZE: N(0, 60 * scale) mixed with exact half-way values k.5 * scale, and
-    once zeros, -0, huge, inf and NaN."""
+    """Integer inputs uniform over their full range (plus all minimum / all maximum); float
+    inputs of a QUANTIZE: N(0, 60 * scale) (15000 * scale for an int16 output) mixed with
+    exact half-way values k.5 * scale, and once zeros, -0, huge, inf and NaN."""
     consumer = {i: op for op in g.operators for i in op.inputs}
     out: list[list[np.ndarray]] = []
     for k in range(n + 3):
         sample = []
         for t in g.input_tensors:
-            if t.dtype == "int8":
+            if t.dtype != "float32":
+                info = np.iinfo(t.dtype)
                 if k == n:
-                    x = np.full(t.shape, -128, np.int8)
+                    x = np.full(t.shape, info.min, t.dtype)
                 elif k == n + 1:
-                    x = np.full(t.shape, 127, np.int8)
+                    x = np.full(t.shape, info.max, t.dtype)
                 else:
-                    x = rng.integers(-128, 128, t.shape, dtype=np.int8)
+                    x = rng.integers(info.min, info.max, t.shape, dtype=t.dtype, endpoint=True)
             else:
-                ys = F32(g.tensor(consumer[t.index].outputs[0]).scale)
-                x = (rng.standard_normal(t.shape) * 60 * ys).astype(F32)
-                half = ((rng.integers(-140, 140, t.shape) + 0.5) * ys).astype(F32)
+                y = g.tensor(consumer[t.index].outputs[0])
+                ys = F32(y.scale)
+                std, span = (60, 140) if y.dtype == "int8" else (15000, 33000)
+                x = (rng.standard_normal(t.shape) * std * ys).astype(F32)
+                half = ((rng.integers(-span, span, t.shape) + 0.5) * ys).astype(F32)
                 x = np.where(rng.random(t.shape) < 0.4, half, x).astype(F32)
                 if k == n + 2:
                     special = np.array([0.0, -0.0, 1e30, -1e30, np.inf, -np.inf, np.nan, 3e9, -3e9], F32)
@@ -388,13 +391,13 @@ def softmax_ops(rng: np.random.Generator) -> list[Op]:
 
 
 def _add(a_shape: tuple[int, ...], b_shape: tuple[int, ...], s1: float, z1: int, s2: float, z2: int,
-         so: float, zo: int, act: str = "NONE", const_b: np.ndarray | None = None) -> Op:
+         so: float, zo: int, act: str = "NONE", const_b: np.ndarray | None = None, dtype: str = "int8") -> Op:
     n = max(len(a_shape), len(b_shape))
     ea = (1,) * (n - len(a_shape)) + a_shape
     eb = (1,) * (n - len(b_shape)) + b_shape
     out = tuple(max(x, y) for x, y in zip(ea, eb))
-    return Op("ADD", [T(a_shape, "int8", s1, z1), T(b_shape, "int8", s2, z2, data=const_b)],
-              [T(out, "int8", so, zo)], add_options(act))
+    return Op("ADD", [T(a_shape, dtype, s1, z1), T(b_shape, dtype, s2, z2, data=const_b)],
+              [T(out, dtype, so, zo)], add_options(act))
 
 
 def random_broadcast_shapes(rng: np.random.Generator) -> tuple[list[int], list[int]]:
@@ -473,6 +476,51 @@ def requantize_ops(rng: np.random.Generator) -> list[Op]:
     return ops
 
 
+def add16_ops(rng: np.random.Generator) -> list[Op]:
+    """int16 ADD (left shift 15): the broadcast patterns, symmetric and asymmetric zero points,
+    every activation, a constant operand, random configurations."""
+    def zp() -> int:
+        return 0 if rng.random() < 0.5 else int(rng.integers(-300, 300))
+
+    ops = [
+        _add((1, 37), (1, 37), 1e-4, 0, 3e-4, 0, 4e-4, 0, dtype="int16"),
+        _add((1, 4, 4, 8), (1, 1, 1, 8), 2e-4, 5, 1e-4, -7, 3e-4, 11, "RELU", dtype="int16"),
+        _add((1, 1, 1, 1), (1, 5, 5, 3), 3e-4, 0, 2e-5, 0, 2.5e-4, 0, "RELU6", dtype="int16"),
+        _add((2, 1, 3, 1, 5, 2), (1, 4, 1, 6, 5, 1), 5e-5, 1, 7e-5, 2, 1e-4, 0, "RELU_N1_TO_1", dtype="int16"),
+        _add((1, 6, 4), (1, 6, 4), 1e-4, 0, 1e-4, 0, 2e-4, 0, dtype="int16",
+             const_b=rng.integers(-32768, 32768, (1, 6, 4), dtype=np.int16)),
+    ]
+    for _ in range(12):
+        a, b = random_broadcast_shapes(rng)
+        s1, s2 = _scale(rng, -5, -2), _scale(rng, -5, -2)
+        so = float(F32(max(s1, s2) * 10 ** rng.uniform(-1.5, 1.0)))
+        act = str(rng.choice(["NONE", "NONE", "RELU", "RELU6", "RELU_N1_TO_1"]))
+        ops.append(_add(tuple(a), tuple(b), s1, zp(), s2, zp(), so, zp(), act, dtype="int16"))
+    return ops
+
+
+def quantize16_ops(rng: np.random.Generator) -> list[Op]:
+    """The int16 side of QUANTIZE / DEQUANTIZE, and DEQUANTIZE of uint8: float32 -> int16,
+    int8 -> int16, int16 -> int8, int16 -> int16 (scales both ways, zero points 0 and not)."""
+    ops = []
+    for n, s, z in ((1, 1 / 32768, 0), (17, 3e-5, 0), (33, 2e-4, 100), (9, 1e-2, -5)):
+        ops.append(Op("QUANTIZE", [T((1, n), "float32")], [T((1, n), "int16", s, z)]))
+    for n in (1, 16, 17, 40):
+        si = _scale(rng, -3, 0)
+        so16 = float(F32(si * 10 ** rng.uniform(-3, -1)))
+        ops.append(Op("QUANTIZE", [T((1, n), "int8", si, _zp(rng))], [T((1, n), "int16", so16, 0)]))
+        ops.append(Op("QUANTIZE", [T((1, n), "int16", so16, int(rng.integers(-9, 9)))],
+                      [T((1, n), "int8", float(F32(si * 10 ** rng.uniform(-0.5, 0.5))), _zp(rng))]))
+        ops.append(Op("QUANTIZE", [T((1, n), "int16", so16, 0)],
+                      [T((1, n), "int16", float(F32(so16 * 10 ** rng.uniform(-1, 1))), int(rng.integers(-50, 50)))]))
+    for n in (1, 17, 33):
+        ops.append(Op("DEQUANTIZE", [T((1, n), "int16", _scale(rng, -5, -1), int(rng.integers(-99, 99)))],
+                      [T((1, n), "float32")]))
+        ops.append(Op("DEQUANTIZE", [T((1, n), "uint8", _scale(rng, -3, 0), int(rng.integers(0, 256)))],
+                      [T((1, n), "float32")]))
+    return ops
+
+
 def chain_ops() -> list[Op]:
     """The kws head: AVERAGE_POOL -> RESHAPE -> SOFTMAX (RESHAPE is an alias, no code), and a
     float-I/O chain QUANTIZE -> ADD -> MAX_POOL -> DEQUANTIZE."""
@@ -503,7 +551,9 @@ FAMILIES: dict[str, Callable[[np.random.Generator], list[Op]]] = {
     "MAX_POOL_2D": lambda rng: pool_ops("MAX_POOL_2D", rng),
     "SOFTMAX": softmax_ops,
     "ADD": add_ops,
+    "ADD int16": add16_ops,
     "QUANTIZE float->int8": quantize_ops,
+    "QUANTIZE/DEQUANTIZE int16, DEQUANTIZE uint8": quantize16_ops,
     "QUANTIZE int8->int8": requantize_ops,
     "DEQUANTIZE": dequantize_ops,
     "chains with RESHAPE": lambda rng: chain_ops(),
@@ -884,17 +934,21 @@ def _problems(ops: list[Op]) -> list[str]:
      "beta -1"),
     ([Op("SOFTMAX", [T((1, 5), "float32")], [T((1, 5), "float32")], softmax_options(1.0))],
      "input dtype float32"),
-    ([Op("ADD", [T((1, 4), "int16", 0.1, 0), T((1, 4), "int16", 0.1, 0)], [T((1, 4), "int16", 0.1, 0)],
-         add_options())], "dtype int16"),
+    ([Op("ADD", [T((1, 4), "int32", 0.1, 0), T((1, 4), "int32", 0.1, 0)], [T((1, 4), "int32", 0.1, 0)],
+         add_options())], "dtype int32"),
+    ([Op("ADD", [T((1, 4), "int8", 0.1, 0), T((1, 4), "int8", 0.1, 0)], [T((1, 4), "int16", 0.1, 0)],
+         add_options())], "input 1 dtype int8 differs from the output's int16"),
     ([Op("ADD", [T((1, 4), "int8", 0.1, 0), T((1, 4), "int8", 0.1, 0)], [T((1, 4), "int8", 0.1, 0)],
          add_options("TANH"))], "fused activation TANH"),
     ([_add((1, 4), (1, 4), 1.0, 0, 0.5, 3, 1.5e-6, 0)], "ADD output multiplier >= 1"),
-    ([Op("QUANTIZE", [T((1, 4), "float32")], [T((1, 4), "int16", 0.1, 0)])], "output dtype int16"),
+    ([Op("QUANTIZE", [T((1, 4), "float32")], [T((1, 4), "int32", 0.1, 0)])], "output dtype int32"),
+    ([Op("QUANTIZE", [T((1, 4), "uint8", 0.1, 0)], [T((1, 4), "int16", 0.1, 0)])],
+     "uint8 -> int16 is not supported: TFLM's QUANTIZE has no such kernel"),
     ([Op("QUANTIZE", [T((1, 4), "float32")], [T((1, 4), "uint8", 0.1, 0)])],
      "float32 -> uint8 is not supported: TFLM's QUANTIZE has no such kernel"),
     ([Op("QUANTIZE", [T((1, 4), "uint8", 0.1, 0)], [T((1, 4), "uint8", 0.2, 3)])],
      "uint8 -> uint8 is not supported: TFLM's QUANTIZE has no such kernel"),
-    ([Op("DEQUANTIZE", [T((1, 4), "int16", 0.1, 0)], [T((1, 4), "float32")])], "input dtype int16"),
+    ([Op("DEQUANTIZE", [T((1, 4), "int32", 0.1, 0)], [T((1, 4), "float32")])], "input dtype int32"),
     ([Op("RESHAPE", [T((1, 4), "int8", 0.1, 0), T((1,), "int32", data=np.array([5], np.int32))],
          [T((5,), "int8", 0.1, 0)])], "4 elements, output 5"),
 ])
@@ -966,7 +1020,7 @@ def validate_on_device(data: bytes, board: str, tmp_path: Path, samples: list[li
 @pytest.mark.emulator
 @pytest.mark.parametrize("board", ["mps2-an386", "mps2-an385", "mps3-an547", "microbit"])
 def test_quantize_paths_on_device(board: str, tmp_path: Path) -> None:
-    """QUANTIZE (float -> int8, requantize) and DEQUANTIZE run as firmware in QEMU and give
+    """QUANTIZE (float -> int8/int16, requantize) and DEQUANTIZE run as firmware in QEMU and give
     TFLM's bytes: with the FPU (Cortex-M4F, Cortex-M55) and with soft float (Cortex-M3, and
     the Cortex-M0 microbit). The x86 witnesses go first, then the random families (ties,
     NaN, infinities, huge, signed zero, subnormal inputs and outputs)."""
@@ -974,7 +1028,7 @@ def test_quantize_paths_on_device(board: str, tmp_path: Path) -> None:
     w_ops, w_feeds, _ = witness_ops()
     w_ops = [op for op in w_ops if op.opcode != "ADD"]  # integer only, and the M0 has 16 KB of RAM
     w_feeds = w_feeds[-len(w_ops):]
-    ops = w_ops + [op for op in quantize_ops(rng) + dequantize_ops(rng) + requantize_ops(rng)
+    ops = w_ops + [op for op in quantize_ops(rng) + dequantize_ops(rng) + requantize_ops(rng) + quantize16_ops(rng)
                    if op.inputs[0].shape[0] == 1]
     g = read_model(build_ops(ops), "quantize-paths")
     samples = [w_feeds + s[len(w_feeds):] for s in _samples(g, rng, n=3)]
@@ -984,15 +1038,15 @@ def test_quantize_paths_on_device(board: str, tmp_path: Path) -> None:
 @pytest.mark.emulator
 @pytest.mark.parametrize("board", ["mps2-an386", "mps2-an385", "mps3-an547"])
 def test_add_sub_requantize_on_device(board: str, tmp_path: Path) -> None:
-    """ADD (every broadcast pattern, the x86 witnesses), SUB and int8 requantize run as
-    firmware on Cortex-M4F, M3 and M55 and give TFLM's bytes."""
+    """ADD (every broadcast pattern, the x86 witnesses), SUB (int8 and int16) and int8
+    requantize run as firmware on Cortex-M4F, M3 and M55 and give TFLM's bytes."""
     from test_ops_sub import sub_ops
 
     rng = np.random.default_rng(6)
     w_ops, w_feeds, _ = witness_ops()
     n_add = sum(op.opcode == "ADD" for op in w_ops)
     w_ops, w_feeds = w_ops[:n_add], w_feeds[:2 * n_add]
-    ops = w_ops + [op for op in add_ops(rng) + sub_ops(rng) + requantize_ops(rng)
+    ops = w_ops + [op for op in add_ops(rng) + add16_ops(rng) + sub_ops(rng) + requantize_ops(rng)
                    if all(t.data is not None or t.shape[:1] == (1,) for t in op.inputs)
                    and op.outputs[0].shape[:1] == (1,) and op.outputs[0].shape != (1, 32, 32, 16)]
     g = read_model(build_ops(ops), "integer-ops")

@@ -66,11 +66,11 @@ def sub_options(act: str = "NONE") -> Options:
 
 def _sub(a_shape: tuple[int, ...], b_shape: tuple[int, ...], s1: float, z1: int, s2: float, z2: int,
          so: float, zo: int, act: str = "NONE", const_a: np.ndarray | None = None,
-         const_b: np.ndarray | None = None) -> Op:
+         const_b: np.ndarray | None = None, dtype: str = "int8") -> Op:
     out = broadcast_shape(a_shape, b_shape)
     assert out is not None
-    return Op("SUB", [T(a_shape, "int8", s1, z1, data=const_a), T(b_shape, "int8", s2, z2, data=const_b)],
-              [T(out, "int8", so, zo)], sub_options(act))
+    return Op("SUB", [T(a_shape, dtype, s1, z1, data=const_a), T(b_shape, dtype, s2, z2, data=const_b)],
+              [T(out, dtype, so, zo)], sub_options(act))
 
 
 # ============================================================ the candidate recipes (Python)
@@ -184,6 +184,15 @@ def sub_ops(rng: np.random.Generator) -> list[Op]:
              const_a=np.array(99, np.int8)),                                      # constant - x
     ]
     ops += [_sub((1, n), (1, n), 0.03, -9, 0.011, 40, 0.02, 3) for n in (1, 7, 8, 9, 15, 16, 17, 31, 100)]
+    # int16 (left shift 15), zero points 0 and not
+    ops += [
+        _sub((1, 37), (1, 37), 1e-4, 0, 3e-4, 0, 4e-4, 0, dtype="int16"),
+        _sub((1, 4, 4, 8), (1, 1, 1, 8), 2e-4, 5, 1e-4, -7, 3e-4, 11, "RELU", dtype="int16"),
+        _sub((1, 1, 1, 1), (1, 5, 5, 3), 3e-4, 0, 2e-5, 0, 2.5e-4, 0, "RELU6", dtype="int16"),
+        _sub((1, 3, 1, 5), (2, 1, 4, 1), 5e-5, 1, 7e-5, 2, 1e-4, 0, "RELU_N1_TO_1", dtype="int16"),
+        _sub((1, 300), (1, 300), 1e-3, -3, 1e-3, 4, float(F32(2e-3 / 2 ** 15 * 1.0001)), 0,
+             dtype="int16"),  # output multiplier just below 1: saturates
+    ]
     for _ in range(30):
         a, b = random_broadcast_shapes(rng)
         s1, s2 = float(F32(10 ** rng.uniform(-3, 0.5))), float(F32(10 ** rng.uniform(-3, 0.5)))
@@ -267,7 +276,8 @@ def test_sub_lowering_walks(sub_family: dict[str, Any]) -> None:
     kinds = set()
     for op in g.operators:
         low = registry["SUB"].lower(op, LowerCtx(g, op))
-        assert low.call.startswith("te_sub_s8(") and low.params_type == "te_sub_params_t"
+        kernel = "te_sub_s16(" if g.tensor(op.outputs[0]).dtype == "int16" else "te_sub_s8("
+        assert low.call.startswith(kernel) and low.params_type == "te_sub_params_t"
         a, b = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
         if a.shape == b.shape:
             assert low.params["out_dims"] == "{1, 1, 1, 1, 1, %d}" % a.size, low.params
@@ -393,8 +403,8 @@ def _problems(ops: list[Op]) -> list[str]:
 
 
 @pytest.mark.parametrize("ops,needle", [
-    ([Op("SUB", [T((1, 4), "int16", 0.1, 0), T((1, 4), "int16", 0.1, 0)], [T((1, 4), "int16", 0.1, 0)],
-         sub_options())], "dtype int16"),
+    ([Op("SUB", [T((1, 4), "int32", 0.1, 0), T((1, 4), "int32", 0.1, 0)], [T((1, 4), "int32", 0.1, 0)],
+         sub_options())], "dtype int32"),
     ([_sub((1, 4), (1, 4), 0.1, 0, 0.1, 0, 0.1, 0, "TANH")], "fused activation TANH"),
     ([_sub((1, 4), (1, 4), 1.0, 0, 0.5, 3, 1.5e-6, 0)], "SUB output multiplier >= 1"),
     ([Op("SUB", [T((1, 4), "int8", 0.1, 0), T((1, 3), "int8", 0.1, 0)], [T((1, 4), "int8", 0.1, 0)],

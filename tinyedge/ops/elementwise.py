@@ -1,4 +1,5 @@
-"""Elementwise binary ops with broadcast: ADD -> ``te_add_s8``, SUB -> ``te_sub_s8`` (int8).
+"""Elementwise binary ops with broadcast: ADD -> ``te_add_s8`` / ``te_add_s16``, SUB ->
+``te_sub_s8`` / ``te_sub_s16`` (int8 or int16, all three tensors the same type).
 
 What TensorFlow Lite Micro computes (micro/kernels/add.cc + add_common.cc,
 sub.cc + sub_common.cc; C side in firmware_templates/runtime/te_elementwise.c):
@@ -6,15 +7,17 @@ sub.cc + sub_common.cc; C side in firmware_templates/runtime/te_elementwise.c):
 - Prepare, in double: ``twice_max = 2 * max(s1, s2)``, input multipliers
   ``s1 / twice_max`` and ``s2 / twice_max``, output multiplier
   ``twice_max / (2^20 * s_out)``, each through
-  ``QuantizeMultiplierSmallerThanOneExp``; ``left_shift = 20``; the fused
-  activation range from the output quantization
+  ``QuantizeMultiplierSmallerThanOneExp``; ``left_shift = 20`` for int8, 15
+  for int16 (then ``2^15`` replaces ``2^20`` above); the fused activation
+  range from the output quantization
   (``CalculateActivationRangeQuantized``). SUB uses the same numbers: the TFLM
   source tree reads as if sub_common.cc derived them in float32, but the pinned
   wheel computes them in double (measured: tests/test_ops_sub.py has scale
   configurations where the two derivations give different outputs, and the
   wheel follows the double one).
-- Eval, int8: every element through one recipe, whatever the broadcast
-  (reference_integer_ops::AddFunc via ElementWise / BroadcastBinaryFunction6DSlow;
+- Eval: every element through one recipe, whatever the broadcast
+  (reference_integer_ops::AddFunc via ElementWise / BroadcastBinaryFunction6DSlow
+  for int8, reference_ops::AddElementwise / BroadcastAdd6DSlow for int16;
   reference_ops::SubElementwise / BroadcastQuantSubSlow for SUB): no vector
   blocks, no position-dependent rounding. So the walk order is free: the
   lowering passes one strided walk of the output with adjacent dimensions
@@ -22,8 +25,10 @@ sub.cc + sub_common.cc; C side in firmware_templates/runtime/te_elementwise.c):
   row when the shapes are equal.
 - ``QuantizeMultiplierSmallerThanOneExp`` aborts the interpreter
   (``TFLITE_CHECK_LT(double_multiplier, 1.)``) when the output multiplier is
-  >= 1, i.e. when the output scale is below ``2 * max(s1, s2) / 2^20``: TFLM
-  gives no answer there, and ``check`` refuses the op with that reason.
+  >= 1, i.e. when the output scale is below ``2 * max(s1, s2) / 2^20``
+  (``2^15`` for int16): TFLM gives no answer there, and ``check`` refuses the
+  op with that reason. TFLM puts no condition on the zero points, nor does
+  tinyedge (measured for int16 too).
 """
 
 from __future__ import annotations
@@ -37,22 +42,26 @@ from tinyedge.ops.common import c_int_list, shape_str
 from tinyedge.quant import activation_range, quantize_multiplier
 
 SUPPORTED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
-LEFT_SHIFT = 20  # add_common.cc / sub_common.cc, 8-bit outputs
+LEFT_SHIFT = {"int8": 20, "int16": 15}  # add_common.cc / sub_common.cc
+RANGE = {"int8": (-128, 127), "int16": (-32768, 32767)}
+SUFFIX = {"int8": "s8", "int16": "s16"}
 
 
-def add_multipliers(s1: float, s2: float, s_out: float, opcode: str = "ADD") -> dict[str, int]:
-    """TFLM's CalculateOpDataAdd / CalculateOpDataSub (8-bit): the three multipliers and
-    shifts, computed in double from the float32 scales. Raises ValueError where
+def add_multipliers(s1: float, s2: float, s_out: float, opcode: str = "ADD",
+                    dtype: str = "int8") -> dict[str, int]:
+    """TFLM's CalculateOpDataAdd / CalculateOpDataSub: the three multipliers and shifts,
+    computed in double from the float32 scales. Raises ValueError where
     QuantizeMultiplierSmallerThanOneExp would abort TFLM (a multiplier not in (0, 1))."""
     f1, f2, fo = (float(np.float32(s)) for s in (s1, s2, s_out))
     if not (f1 > 0 and f2 > 0 and fo > 0):
         raise ValueError(f"{opcode}: every scale must be positive (got {f1:.3g}, {f2:.3g}, {fo:.3g}); "
                          "TFLM's QuantizeMultiplierSmallerThanOneExp aborts otherwise")
+    left_shift = LEFT_SHIFT[dtype]
     twice_max = 2.0 * max(f1, f2)
-    real_out = twice_max / (float(1 << LEFT_SHIFT) * fo)
+    real_out = twice_max / (float(1 << left_shift) * fo)
     if real_out >= 1.0:
         raise ValueError(f"{opcode} output multiplier >= 1: output scale {fo:.3g} is below 2 * max input "
-                         f"scale / 2^20 = {twice_max / (1 << LEFT_SHIFT):.3g}; TFLM aborts there "
+                         f"scale / 2^{left_shift} = {twice_max / (1 << left_shift):.3g}; TFLM aborts there "
                          "(QuantizeMultiplierSmallerThanOneExp: TFLITE_CHECK_LT(multiplier, 1))")
     m1, sh1 = quantize_multiplier(f1 / twice_max)
     m2, sh2 = quantize_multiplier(f2 / twice_max)
@@ -65,16 +74,18 @@ def add_multipliers(s1: float, s2: float, s_out: float, opcode: str = "ADD") -> 
 
 
 def _check_binary(op: Operator, graph: Graph) -> list[str]:
-    """ADD / SUB: int8 per-tensor, broadcastable shapes up to 6-D, a supported activation,
-    multipliers TFLM's Prepare accepts."""
+    """ADD / SUB: int8 or int16 per-tensor (all the same type), broadcastable shapes up to
+    6-D, a supported activation, multipliers TFLM's Prepare accepts."""
     problems: list[str] = []
     if len(op.inputs) != 2 or len(op.outputs) != 1 or min(op.inputs) < 0:
         return [f"{op.opcode} needs 2 inputs and 1 output"]
     a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
     y = graph.tensor(op.outputs[0])
     for role, t in (("input 1", a), ("input 2", b), ("output", y)):
-        if t.dtype != "int8":
-            problems.append(f"{role} dtype {t.dtype} is not supported (int8 only)")
+        if t.dtype not in LEFT_SHIFT:
+            problems.append(f"{role} dtype {t.dtype} is not supported (int8 or int16)")
+        elif t.dtype != y.dtype:
+            problems.append(f"{role} dtype {t.dtype} differs from the output's {y.dtype} (TFLM takes one type)")
         elif t.quant is None:
             problems.append(f"{role} is not quantized")
         elif t.quant.per_channel:
@@ -92,7 +103,7 @@ def _check_binary(op: Operator, graph: Graph) -> list[str]:
     elif int(np.prod(out, dtype=np.int64)) != y.size:
         problems.append(f"output shape {list(y.shape)} is not the broadcast shape {list(out)}")
     try:
-        add_multipliers(a.scale, b.scale, y.scale, op.opcode)
+        add_multipliers(a.scale, b.scale, y.scale, op.opcode, y.dtype)
     except ValueError as exc:
         problems.append(str(exc))
     return problems
@@ -103,7 +114,8 @@ def _operand(ctx: LowerCtx, t: Tensor, suffix: str, consts: list[ConstArray]) ->
     if not t.is_const:
         return ctx.ptr(t.index)
     name = ctx.name(suffix)
-    consts.append(ConstArray(name=name, ctype="int8_t", values=t.array().astype(np.int8).reshape(-1),
+    ctype = f"{t.dtype}_t"
+    consts.append(ConstArray(name=name, ctype=ctype, values=t.array().astype(t.dtype).reshape(-1),
                              comment=f"constant operand {t.name} ({t.describe()})"))
     return name
 
@@ -114,11 +126,11 @@ def _quant_params(op: Operator, g: Graph) -> tuple[dict[str, object], str]:
     a, b = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
     y = g.tensor(op.outputs[0])
     act = activation_name(op)
-    act_min, act_max = activation_range(act, y.scale, y.zero_point)
+    act_min, act_max = activation_range(act, y.scale, y.zero_point, *RANGE[y.dtype])
     params: dict[str, object] = {
         "in1_offset": -a.zero_point, "in2_offset": -b.zero_point, "out_offset": y.zero_point,
-        "left_shift": LEFT_SHIFT,
-        **add_multipliers(a.scale, b.scale, y.scale, op.opcode),
+        "left_shift": LEFT_SHIFT[y.dtype],
+        **add_multipliers(a.scale, b.scale, y.scale, op.opcode, y.dtype),
         "act_min": act_min, "act_max": act_max,
     }
     return params, f"activation {act} [{act_min}, {act_max}]"
@@ -141,6 +153,7 @@ def _lower_binary(op: Operator, ctx: LowerCtx, kernel: str, sign: str) -> Lowere
     g = ctx.graph
     a, b = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
     y = g.tensor(op.outputs[0])
+    fn = f"{kernel}_{SUFFIX[y.dtype]}"
     quant, act = _quant_params(op, g)
     walk, how = _walk_params(generic_plan(a.shape, b.shape))
     consts: list[ConstArray] = []
@@ -148,9 +161,9 @@ def _lower_binary(op: Operator, ctx: LowerCtx, kernel: str, sign: str) -> Lowere
     p2 = _operand(ctx, b, "input2", consts)
     pname = ctx.name("params")
     return Lowered(
-        comment=f"{op.opcode} {shape_str(a)} {sign} {shape_str(b)} -> {shape_str(y)} ({how}), {act}",
-        call=f"{kernel}(&{pname}, {p1}, {p2}, {ctx.ptr(op.outputs[0])});",
-        params_type=f"{kernel.removesuffix('_s8')}_params_t",
+        comment=f"{op.opcode} {y.dtype} {shape_str(a)} {sign} {shape_str(b)} -> {shape_str(y)} ({how}), {act}",
+        call=f"{fn}(&{pname}, {p1}, {p2}, {ctx.ptr(op.outputs[0])});",
+        params_type=f"{kernel}_params_t",
         params={**quant, **walk},
         params_name=pname,
         consts=consts,
@@ -158,15 +171,16 @@ def _lower_binary(op: Operator, ctx: LowerCtx, kernel: str, sign: str) -> Lowere
 
 
 def _lower_add(op: Operator, ctx: LowerCtx) -> Lowered:
-    return _lower_binary(op, ctx, "te_add_s8", "+")
+    return _lower_binary(op, ctx, "te_add", "+")
 
 
 def _lower_sub(op: Operator, ctx: LowerCtx) -> Lowered:
-    return _lower_binary(op, ctx, "te_sub_s8", "-")
+    return _lower_binary(op, ctx, "te_sub", "-")
 
 
-_CONSTRAINTS = ("int8 per-tensor; broadcast up to 6-D; fused NONE/RELU/RELU6/RELU_N1_TO_1; "
-                "output multiplier < 1 (output scale >= 2*max input scale / 2^20, else TFLM aborts)")
+_CONSTRAINTS = ("int8 or int16 (one type for all three tensors), per-tensor; broadcast up to 6-D; "
+                "fused NONE/RELU/RELU6/RELU_N1_TO_1; output multiplier < 1 (output scale >= 2*max input "
+                "scale / 2^20, 2^15 for int16, else TFLM aborts)")
 
 register(OpSpec(name="ADD", lower=_lower_add, check=_check_binary, constraints=_CONSTRAINTS))
 register(OpSpec(name="SUB", lower=_lower_sub, check=_check_binary, constraints=_CONSTRAINTS))
