@@ -768,7 +768,8 @@ register(OpSpec(
 ))
 register(OpSpec(
     name="TILE", lower=_lower_tile, check=_check_tile,
-    constraints="int8/int16/int32/float32 (raw bytes, as TFLite: quantization not changed), rank 1-6 "
+    constraints="int8/int16/int32/float32 (raw bytes, as TFLite: quantization not changed; TFLM has no "
+                "TILE, so a model with it is compared with the TFLite interpreter), rank 1-6 "
                 "(higher when its copies merge to 6 dimensions); constant int32/int64 multiples >= 1",
 ))
 register(OpSpec(
