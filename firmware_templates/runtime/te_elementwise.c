@@ -21,9 +21,10 @@
  * ADD with input 2's multiplier negated: SRDHM rounds ties upward, so the two
  * differ at ties.
  *
- * Since no element depends on its position, the walk order is free; the host
- * merges adjacent dimensions so the inner rows are as long as the broadcast
- * allows (one row of every element when the shapes are equal). Overflow: the
+ * Since no element depends on its position, the walk order is free: the
+ * output in order as rows (te_broadcast.h), adjacent dimensions merged on the
+ * host so the rows are as long as the broadcast allows (one row of every
+ * element when the shapes are equal). Overflow: the
  * offset inputs are at most 255 (int8) or 65535 (int16) in magnitude, so the
  * shifted values stay below 2^31, and each rescaled input is at most half of
  * that (its multiplier is at most 1/2).
@@ -54,63 +55,21 @@ static int32_t te_binary_one(const te_add_params_t *p, int32_t q1, int32_t q2, i
     return te_clamp_s32(s, p->act_min, p->act_max);
 }
 
-/* One output row, as element offsets into the three tensors: n elements,
- * input strides s1 / s2 (0 = broadcast). */
-typedef struct {
-    int32_t n, o1, s1, o2, s2, o;
-} te_binary_row_t;
-
-/* The walk of the output in order, as rows of out_dims[5] elements (TFLM's
- * BroadcastBinaryOpSimple walks the output in the same order): the first row,
- * then te_binary_next_row steps the outer loops like an odometer and returns 0
- * once every row has been visited. */
-static void te_binary_first_row(const te_add_params_t *p, int32_t idx[TE_BCAST_MAX_DIMS - 1],
-                                te_binary_row_t *r)
-{
-    int32_t k;
-    for (k = 0; k < TE_BCAST_MAX_DIMS - 1; ++k) {
-        idx[k] = 0;
-    }
-    r->n = p->out_dims[TE_BCAST_MAX_DIMS - 1];
-    r->s1 = p->in1_strides[TE_BCAST_MAX_DIMS - 1];
-    r->s2 = p->in2_strides[TE_BCAST_MAX_DIMS - 1];
-    r->o1 = r->o2 = r->o = 0;
-}
-
-static int te_binary_next_row(const te_add_params_t *p, int32_t idx[TE_BCAST_MAX_DIMS - 1],
-                              te_binary_row_t *r)
-{
-    int32_t k;
-    r->o += r->n;
-    for (k = TE_BCAST_MAX_DIMS - 2; k >= 0; --k) {
-        r->o1 += p->in1_strides[k];
-        r->o2 += p->in2_strides[k];
-        if (++idx[k] < p->out_dims[k]) {
-            return 1;
-        }
-        r->o1 -= p->in1_strides[k] * p->out_dims[k];
-        r->o2 -= p->in2_strides[k] * p->out_dims[k];
-        idx[k] = 0;
-    }
-    return 0;
-}
-
 /* The kernels differ only in their element type, so each is one instance of
- * this walk (C has no templates): every row of the output, element by element.
- * sign is +1 (ADD) or -1 (SUB). */
+ * this walk (C has no templates): the output in order, row by row. sign is +1
+ * (ADD) or -1 (SUB). */
 #define TE_BINARY_KERNEL(name, T, sign)                                                    \
     void name(const te_add_params_t *p, const T *in1, const T *in2, T *out)                \
     {                                                                                      \
-        int32_t idx[TE_BCAST_MAX_DIMS - 1];                                                \
+        te_bcast_cursor_t c;                                                               \
         int32_t i;                                                                         \
-        te_binary_row_t r;                                                                 \
-        te_binary_first_row(p, idx, &r);                                                   \
+        te_bcast_begin(&p->walk, &c);                                                      \
         do {                                                                               \
-            for (i = 0; i < r.n; ++i) {                                                    \
-                out[r.o + i] = (T)te_binary_one(p, in1[r.o1 + i * r.s1],                   \
-                                                in2[r.o2 + i * r.s2], (sign));             \
+            for (i = 0; i < c.n; ++i) {                                                    \
+                *out++ = (T)te_binary_one(p, in1[c.off1 + i * c.step1],                    \
+                                          in2[c.off2 + i * c.step2], (sign));              \
             }                                                                              \
-        } while (te_binary_next_row(p, idx, &r));                                          \
+        } while (te_bcast_next_row(&p->walk, &c));                                         \
     }
 
 TE_BINARY_KERNEL(te_add_s8, int8_t, 1)

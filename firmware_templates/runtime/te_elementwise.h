@@ -7,11 +7,11 @@
 
 #include <stdint.h>
 
+#include "te_broadcast.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define TE_BCAST_MAX_DIMS 6
 
 /* Every field is computed on the host (tinyedge/ops/elementwise.py). */
 typedef struct {
@@ -24,13 +24,7 @@ typedef struct {
     int32_t in2_mult, in2_shift;
     int32_t out_mult, out_shift;
     int32_t act_min, act_max;
-    /* The walk of the output: TE_BCAST_MAX_DIMS nested loops (outermost first,
-     * unused ones of extent 1), the innermost one a row of out_dims[5]
-     * elements; each input's element stride per loop, 0 where it is broadcast.
-     * Same shapes: one row of all the elements. */
-    int32_t out_dims[TE_BCAST_MAX_DIMS];
-    int32_t in1_strides[TE_BCAST_MAX_DIMS];
-    int32_t in2_strides[TE_BCAST_MAX_DIMS];
+    te_bcast_t walk;     /* the output as rows (one row of every element for equal shapes) */
 } te_add_params_t;
 
 void te_add_s8(const te_add_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);

@@ -21,8 +21,8 @@ sub.cc + sub_common.cc; C side in firmware_templates/runtime/te_elementwise.c):
   reference_ops::SubElementwise / BroadcastQuantSubSlow for SUB): no vector
   blocks, no position-dependent rounding. So the walk order is free: the
   lowering passes one strided walk of the output with adjacent dimensions
-  merged (:func:`tinyedge.ops.broadcast.generic_plan`), which is a single
-  row when the shapes are equal.
+  merged (:func:`tinyedge.ops.common.bcast_walk`, runtime te_broadcast.h),
+  which is a single row when the shapes are equal.
 - ``QuantizeMultiplierSmallerThanOneExp`` aborts the interpreter
   (``TFLITE_CHECK_LT(double_multiplier, 1.)``) when the output multiplier is
   >= 1, i.e. when the output scale is below ``2 * max(s1, s2) / 2^20``
@@ -37,8 +37,8 @@ import numpy as np
 
 from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, activation_name, register
-from tinyedge.ops.broadcast import MAX_DIMS, BroadcastPlan, broadcast_shape, generic_plan
-from tinyedge.ops.common import c_int_list, shape_str
+from tinyedge.ops.broadcast import MAX_DIMS, broadcast_shape
+from tinyedge.ops.common import bcast_walk, shape_str
 from tinyedge.quant import activation_range, quantize_multiplier
 
 SUPPORTED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
@@ -136,26 +136,13 @@ def _quant_params(op: Operator, g: Graph) -> tuple[dict[str, object], str]:
     return params, f"activation {act} [{act_min}, {act_max}]"
 
 
-def _walk_params(plan: BroadcastPlan) -> tuple[dict[str, object], str]:
-    """The walk fields of the parameter block and a description."""
-    params: dict[str, object] = {
-        "out_dims": c_int_list(plan.out_dims),
-        "in1_strides": c_int_list(plan.strides1),
-        "in2_strides": c_int_list(plan.strides2),
-    }
-    loops = [d for d in plan.out_dims if d != 1] or [1]
-    same = plan.strides1 == plan.strides2 and len(loops) == 1
-    how = "same shapes" if same else f"broadcast walk {'x'.join(map(str, loops))}"
-    return params, how
-
-
 def _lower_binary(op: Operator, ctx: LowerCtx, kernel: str, sign: str) -> Lowered:
     g = ctx.graph
     a, b = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
     y = g.tensor(op.outputs[0])
     fn = f"{kernel}_{SUFFIX[y.dtype]}"
     quant, act = _quant_params(op, g)
-    walk, how = _walk_params(generic_plan(a.shape, b.shape))
+    how = "same shapes" if a.shape == b.shape else "broadcast"
     consts: list[ConstArray] = []
     p1 = _operand(ctx, a, "input1", consts)
     p2 = _operand(ctx, b, "input2", consts)
@@ -164,7 +151,7 @@ def _lower_binary(op: Operator, ctx: LowerCtx, kernel: str, sign: str) -> Lowere
         comment=f"{op.opcode} {y.dtype} {shape_str(a)} {sign} {shape_str(b)} -> {shape_str(y)} ({how}), {act}",
         call=f"{fn}(&{pname}, {p1}, {p2}, {ctx.ptr(op.outputs[0])});",
         params_type=f"{kernel}_params_t",
-        params={**quant, **walk},
+        params={**quant, "walk": bcast_walk(a.shape, b.shape)},
         params_name=pname,
         consts=consts,
     )
