@@ -24,9 +24,12 @@ from tinyedge.resources import boards_dir
 
 DEFAULT_BOARD = "mps2-an386"
 
-# Largest protocol payload the device accepts or sends (bytes). The device's
-# frame buffers are sized from it; 256 keeps them near 0.5 KiB of RAM.
-DEFAULT_MAX_PAYLOAD = 256
+# Largest protocol payload the device accepts or sends (bytes). The link costs
+# the device max_payload + 46 bytes of RAM (one frame buffer, the stored
+# response, state; docs/protocol.md). 1024 lets a stop-and-wait WRITE move 1019 data bytes per round
+# trip: 89 % of a 921600-baud line with 1 ms USB round trips, where 256-byte
+# payloads reach 68 % (docs/protocol.md, "Throughput").
+DEFAULT_MAX_PAYLOAD = 1024
 MIN_MAX_PAYLOAD = 128  # HELLO needs up to 126 bytes
 MAX_MAX_PAYLOAD = 4096
 
@@ -117,6 +120,7 @@ class Board:
     flash_target: str | None      # pyOCD / OpenOCD target name
     init_writes: list[RegWrite] = field(default_factory=list)
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    vcp_usb_ids: tuple[str, ...] = ()   # USB "vid:pid" of the serial port (lower-case hex)
     path: Path | None = None      # the TOML file it came from
 
     # ---- derived facts -------------------------------------------------
@@ -332,6 +336,8 @@ def _parse_board(data: dict[str, Any], path: Path) -> Board:
     flash_target = flash.get("target", str, None)
     flash.finish()
 
+    vcp_usb_ids = _parse_vcp(top.table("vcp", required=False))
+
     proto = top.table("protocol", required=False)
     max_payload = proto.positive("max_payload", DEFAULT_MAX_PAYLOAD)
     if not MIN_MAX_PAYLOAD <= max_payload <= MAX_MAX_PAYLOAD:
@@ -360,8 +366,25 @@ def _parse_board(data: dict[str, Any], path: Path) -> Board:
         renode_platform=renode_platform, renode_uart=renode_uart,
         instructions_per_tick=float(ipt) if ipt is not None else None,
         flash_method=flash_method, flash_target=flash_target,
-        init_writes=init_writes, max_payload=max_payload, path=path,
+        init_writes=init_writes, max_payload=max_payload, vcp_usb_ids=vcp_usb_ids, path=path,
     )
+
+
+_USB_ID_RE = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
+
+
+def _parse_vcp(t: _Table) -> tuple[str, ...]:
+    """[vcp] usb_ids: the USB "VID:PID"s the board's serial port enumerates with."""
+    ids = t.get("usb_ids", list, [])
+    t.finish()
+    if t.data and not ids:
+        raise t._err("usb_ids must list at least one \"vid:pid\"")
+    if not all(isinstance(i, str) and _USB_ID_RE.match(i) for i in ids):
+        raise t._err(f"usb_ids must be \"vid:pid\" strings of 4 hex digits each, got {ids!r}")
+    out = tuple(i.lower() for i in ids)
+    if len(set(out)) != len(out):
+        raise t._err("usb_ids lists an ID twice")
+    return out
 
 
 def _parse_uart(t: _Table, cpu_clock_hz: int) -> UartConfig:

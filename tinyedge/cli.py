@@ -44,7 +44,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.version_option(__version__, prog_name="tinyedge")
 def main() -> None:
     """tinyedge: trained model -> int8 TFLite -> ahead-of-time C firmware for
-    Cortex-M -> validated bit-exact against TFLite, on a board or in QEMU.
+    Cortex-M -> validated exact with TensorFlow Lite Micro, on a board or in QEMU.
 
     \b
     Typical flow:
@@ -83,8 +83,12 @@ def convert(model: Path, output: Path, calibration: Path, validation: Path | Non
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
 @user_errors
 def inspect(model: Path, board: str | None, as_json: bool) -> None:
-    """Ops, tensors, parameters, MACs, arena size; does it fit a board?"""
-    from tinyedge.analysis import inspect_graph
+    """Ops, tensors, parameters, MACs, arena size; does it fit a board?
+
+    Exits 1 when the model has ops tinyedge cannot generate, or when it cannot
+    fit --board."""
+    from tinyedge.analysis import inspect_network
+    from tinyedge.compiler import compile
     from tinyedge.model import load_model
 
     b = None
@@ -92,12 +96,12 @@ def inspect(model: Path, board: str | None, as_json: bool) -> None:
         from tinyedge.boards import load_board
 
         b = load_board(board)
-    insp = inspect_graph(load_model(model), b)
+    insp = inspect_network(compile(load_model(model), b, strict=False))
     if as_json:
         click.echo(json.dumps(insp.to_dict(), indent=2))
     else:
         _print_inspection(insp)
-    if insp.problems:
+    if insp.problems or (insp.fit is not None and insp.fit.verdict == "does not fit"):
         sys.exit(1)
 
 
@@ -140,9 +144,9 @@ def _print_inspection(insp: Any) -> None:
 def generate(model: Path, board: str, output: Path) -> None:
     """Render a self-contained firmware project (builds with plain `make`)."""
     from tinyedge.codegen.project import generate_project
-    from tinyedge.model import load_model
+    from tinyedge.pipeline import compile_for_board
 
-    proj = generate_project(load_model(model), board, output)
+    proj = generate_project(compile_for_board(model, board), output)
     out.print(f"generated {proj.path} for {proj.board_name}: {len(proj.net.ops)} ops, "
               f"arena {proj.net.arena_bytes:,} B, {proj.net.total_macs:,} MACs", highlight=False)
     out.print(f"next: tinyedge build {proj.path}   (or: make -C {proj.path})", highlight=False)
@@ -178,24 +182,53 @@ def _print_memory(m: Any) -> None:
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--board", required=True, help="board name (see `tinyedge boards`)")
 @click.option("--emulator", type=click.Choice(["qemu", "renode"]), default=None, help="run in an emulator")
-@click.option("--port", default=None, help="serial port of a flashed board, e.g. /dev/ttyACM0")
+@click.option("--port", default=None,
+              help="serial port of the board, e.g. /dev/ttyACM0, or `auto` (found by the board's USB ID)")
+@click.option("--flash", "flash_first", is_flag=True, help="flash the built firmware before validating (with --port)")
+@click.option("--probe", default=None, help="with --flash: probe ID, or gdb://HOST:PORT (see `tinyedge flash`)")
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="inputs (.npy/.npz)")
 @click.option("--random", "n_random", type=int, default=None, help="N random inputs instead of --data")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed for --random")
 @click.option("--report", type=click.Path(path_type=Path), default=Path("report.json"), show_default=True)
 @click.option("--project", type=click.Path(path_type=Path), default=None,
               help="firmware project dir (default: tinyedge_build/<model>-<board>)")
+@click.option("--firmware", type=click.Path(path_type=Path), default=None,
+              help="validate this already built firmware (ELF, or its project dir) as it is: no generate/build")
 @click.option("--resume", is_flag=True, help="keep samples already in --report and continue")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds to wait for the device")
+@click.option("--timeout", type=float, default=None,
+              help="longest wait on the device in seconds, a running inference included (default: from the "
+                   "model's size and the board's speed, at least 10)")
+@click.option("--baud", type=int, default=None, help="with --port: the line's baud rate (default: the board file's)")
+@click.option("--per-layer", "per_layer", is_flag=True,
+              help="compare every op's output on the device with the oracle, for one sample (--sample)")
+@click.option("--sample", "sample", type=int, default=0, show_default=True,
+              help="with --per-layer: which sample of --data/--random")
 @user_errors
-def validate(model: Path, board: str, emulator: str | None, port: str | None, data: Path | None,
-             n_random: int | None, seed: int, report: Path, project: Path | None, resume: bool,
-             timeout: float) -> None:
-    """Run the model on a device or emulator; compare every output with TFLite."""
+def validate(model: Path, board: str, emulator: str | None, port: str | None, flash_first: bool,
+             probe: str | None, data: Path | None, n_random: int | None, seed: int, report: Path,
+             project: Path | None, firmware: Path | None, resume: bool, timeout: float | None,
+             baud: int | None, per_layer: bool, sample: int) -> None:
+    """Run the model on a device or emulator; compare every output with TensorFlow Lite Micro.
+
+    The oracle is the TFLM interpreter (PyPI tflite-micro): the pass criterion is
+    that every output byte equals its output. The TFLite interpreter's answer is
+    shown beside it as a second opinion. With --per-layer, the device runs the
+    network op by op and every op's output is compared, to find the first op
+    where the firmware and TFLM part ways.
+
+    With --port the firmware runs on a board: a board that resets mid-run is
+    checked again and the sample in flight sent again (the report counts the
+    resets), corrupted or lost frames are sent again, and no wait on the
+    device outlasts --timeout.
+    """
     from tinyedge.pipeline import validate_model
 
     if (emulator is None) == (port is None):
         raise click.UsageError("give exactly one of --emulator or --port")
+    if flash_first and port is None:
+        raise click.UsageError("--flash programs a board: give --port (not --emulator)")
+    if probe is not None and not flash_first:
+        raise click.UsageError("--probe is for --flash")
     if (data is None) == (n_random is None):
         raise click.UsageError("give exactly one of --data or --random N")
 
@@ -204,25 +237,76 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, da
         if n > 20 and s.exact and (i + 1) % max(1, n // 10) and i + 1 != n:
             return
         mark = "[green]exact[/]" if s.exact else f"[red]MISMATCH ({s.mismatches} values, max diff {s.max_abs_diff:g})[/]"
+        if s.device_resets:
+            mark += f" [yellow](the device reset {s.device_resets} time(s); sent again from scratch)[/]"
         cost = f"{s.instructions:,} instructions" if s.instructions is not None else f"{s.ticks:,} ticks"
         out.print(f"sample {i + 1}/{n}: {mark}  {cost}", highlight=False)
 
+    def layer_progress(layer: Any) -> None:
+        mark = ("[green]exact[/]" if layer.exact else
+                f"[red]{layer.mismatches}/{layer.elements} differ, max {layer.max_abs_diff:g}[/]")
+        out.print(f"op {layer.op:>3} {layer.opcode:<24} out {layer.output} {layer.dtype}{layer.shape}: {mark}",
+                  highlight=False)
+
     rep = validate_model(model, board, emulator=emulator, port=port, data=data, n_random=n_random,
-                         seed=seed, report_path=report, project=project, resume=resume, timeout=timeout,
-                         progress=progress, log=lambda msg: out.print(msg, highlight=False))
+                         seed=seed, report_path=report, project=project, firmware=firmware, resume=resume,
+                         timeout=timeout, baud=baud, per_layer_sample=sample if per_layer else None,
+                         progress=progress, layer_progress=layer_progress,
+                         log=lambda msg: out.print(msg, highlight=False), flash=flash_first, probe=probe)
+    oracle = rep.oracle
+    if oracle["note"]:
+        out.print(f"[yellow]note:[/] {oracle['note']}", highlight=False)
+    oracle_name = f"{oracle['label']} ({oracle['name']} {oracle['version']})"
+    if rep.per_layer is not None:
+        _print_per_layer(rep.per_layer, oracle_name, report)
+        return
     s = rep.summary()
     verdict = "[bold green]PASS[/]" if rep.all_exact else "[bold red]FAIL[/]"
     instr = (f", {s['instructions_median']:,} instructions/inference (SysTick under QEMU icount)"
              if s["instructions_median"] is not None else
              f", {s['ticks_median']:,} SysTick ticks/inference" if s["ticks_median"] is not None else "")
-    out.print(f"{verdict}: {s['exact']}/{s['samples']} samples bit-exact with the TFLite oracle{instr}",
-              highlight=False)
+    out.print(f"{verdict}: {s['exact']}/{s['samples']} samples exact with {oracle_name}{instr}", highlight=False)
+    second = rep.second_opinion_summary()
+    if second is not None and rep.second_opinion is not None:
+        name = f"{rep.second_opinion['name']} {rep.second_opinion['version']}"
+        if second["elements_differing"]:
+            out.print(f"second opinion, the TFLite interpreter ({name}; not the pass criterion): "
+                      f"{second['samples_differing']}/{second['samples']} samples differ from it, "
+                      f"{second['elements_differing']:,} output elements, by up to {second['max_abs_diff']:g}",
+                      highlight=False)
+        else:
+            out.print(f"second opinion, the TFLite interpreter ({name}): agrees on every output", highlight=False)
     m = rep.memory
     if m:
         out.print(f"flash {m['flash_used']:,} B, RAM {m['ram_used']:,} B (arena {m['arena']:,} B); "
                   f"report: {report}", highlight=False)
+    link = rep.link
+    if link and (link["device_resets"] or link["retries"]):
+        out.print(f"link: {link['device_resets']} device reset(s), {link['retries']} request(s) sent again, "
+                  f"{link['corrupted_frames']} corrupted frame(s) dropped; nothing was lost", highlight=False)
     if not rep.all_exact:
+        first = rep.first_mismatch
+        target = f"--emulator {emulator}" if emulator else f"--port {port}"
+        inputs = f"--data {data}" if data is not None else f"--random {n_random} --seed {seed}"
+        err.print(f"[yellow]hint:[/] find the first op that differs: tinyedge validate {model} --board {board} "
+                  f"{target} {inputs} --per-layer --sample {first}", highlight=False, soft_wrap=True)
         sys.exit(1)
+
+
+def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) -> None:
+    layers = per_layer["layers"]
+    first = per_layer["first_mismatch"]
+    if first is None:
+        out.print(f"[bold green]PASS[/]: all {len(layers)} op outputs of sample {per_layer['sample']} are exact "
+                  f"with {oracle_name}; report: {report}", highlight=False)
+        return
+    row = next(r for r in layers if r["op"] == first["op"] and r["output"] == first["output"])
+    bad = sum(1 for r in layers if not r["exact"])
+    out.print(f"[bold red]FAIL[/]: op {row['op']} ({row['opcode']}) is the first op whose output differs from "
+              f"{oracle_name}: output {row['output']} {row['dtype']}{row['shape']} ({row['name'] or 'unnamed'}), "
+              f"{row['mismatches']:,} of {row['elements']:,} elements differ, by up to {row['max_abs_diff']:g}; "
+              f"{bad} op output(s) differ in all; report: {report}", highlight=False)
+    sys.exit(1)
 
 
 # ---------------------------------------------------------------- run
@@ -230,7 +314,12 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, da
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--board", default="mps2-an386", show_default=True)
 @click.option("--emulator", type=click.Choice(["qemu", "renode"]), default=None)
-@click.option("--port", default=None, help="serial port of a flashed board")
+@click.option("--port", default=None, help="serial port of the board, or `auto` (found by the board's USB ID)")
+@click.option("--baud", type=int, default=None, help="with --port: the line's baud rate (default: the board file's)")
+@click.option("--timeout", type=float, default=None,
+              help="longest wait on the device in seconds (default: from the model's size and the board's speed)")
+@click.option("--flash", "flash_first", is_flag=True, help="flash the firmware before validating (with --port)")
+@click.option("--probe", default=None, help="with --flash: probe ID, or gdb://HOST:PORT (see `tinyedge flash`)")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
               help="needed when MODEL is a Keras model or SavedModel (it is converted first)")
 @click.option("--data", type=click.Path(path_type=Path), default=None)
@@ -238,8 +327,9 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, da
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), default=Path("tinyedge_build"), show_default=True)
 @click.pass_context
 def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port: str | None,
+        baud: int | None, timeout: float | None, flash_first: bool, probe: str | None,
         calibration: Path | None, data: Path | None, n_random: int | None, outdir: Path) -> None:
-    """Chain the steps: [convert] -> generate -> build -> validate."""
+    """Chain the steps: [convert] -> generate -> build -> [flash] -> validate."""
     tflite_path = model
     if model.suffix != ".tflite":
         if calibration is None:
@@ -248,9 +338,75 @@ def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port:
         outdir.mkdir(parents=True, exist_ok=True)
         ctx.invoke(convert, model=model, output=tflite_path, calibration=calibration, validation=data,
                    io="int8")
-    ctx.invoke(validate, model=tflite_path, board=board, emulator=emulator, port=port, data=data,
+    ctx.invoke(validate, model=tflite_path, board=board, emulator=emulator, port=port,
+               flash_first=flash_first, probe=probe, data=data,
                n_random=n_random, seed=0, report=outdir / "report.json",
-               project=outdir / f"{tflite_path.stem}-{board}", resume=False, timeout=60.0)
+               project=outdir / f"{tflite_path.stem}-{board}", firmware=None, resume=False, timeout=timeout,
+               baud=baud, per_layer=False, sample=0)
+
+
+# ---------------------------------------------------------------- flash
+@main.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--board", default=None,
+              help="board name (default: the board of the project directory TARGET)")
+@click.option("--probe", default=None,
+              help="a pyOCD probe's unique ID (or part of it) when several are attached, "
+                   "or a GDB server: gdb://HOST:PORT, gdb:///dev/ttyACM0 (docs/flashing.md)")
+@user_errors
+def flash(target: Path, board: str | None, probe: str | None) -> None:
+    """Program a firmware ELF (or a built project DIR), read it back, reset and run it."""
+    from tinyedge.boards import load_board
+    from tinyedge.flash import flash_firmware
+
+    if board is None:
+        if not target.is_dir():
+            raise click.UsageError("give --board (TARGET is not a project directory)")
+        from tinyedge.build import read_manifest
+
+        board = str(read_manifest(target)["board"])
+    rep = flash_firmware(target, load_board(board), probe, log=lambda m: out.print(m, highlight=False))
+    core = f", core {rep.core}" if rep.core else ""
+    out.print(f"flashed {rep.image} to {rep.board} through {rep.probe}{core}: {rep.total_bytes:,} bytes "
+              f"written, {rep.verified_bytes:,} read back and equal; started by {rep.reset} "
+              f"({rep.seconds:.1f} s)", highlight=False)
+
+
+# ---------------------------------------------------------------- devices
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
+@user_errors
+def devices(as_json: bool) -> None:
+    """Serial ports and debug probes attached to this machine."""
+    from tinyedge.probes import (PYOCD_MISSING, boards_for_usb_id, discover_pyocd_probes,
+                                 list_serial_ports, pyocd_available)
+
+    ports = list_serial_ports()
+    probes = [info for info, _p in discover_pyocd_probes()] if pyocd_available() else None
+    if as_json:
+        click.echo(json.dumps({
+            "serial_ports": [dict(p.to_dict(), boards=boards_for_usb_id(p.usb_id)) for p in ports],
+            "debug_probes": None if probes is None else [vars(p) for p in probes],
+            "debug_probes_note": None if probes is not None else PYOCD_MISSING,
+        }, indent=2))
+        return
+    table = Table(title=f"serial ports ({len(ports)})")
+    for col in ("device", "USB VID:PID", "serial number", "description", "boards with this VCP"):
+        table.add_column(col)
+    for p in ports:
+        table.add_row(p.device, p.usb_id or "-", p.serial_number or "-", p.description,
+                      ", ".join(boards_for_usb_id(p.usb_id)) or "-")
+    out.print(table)
+    if probes is None:
+        out.print(f"debug probes: {PYOCD_MISSING}", highlight=False)
+        return
+    table = Table(title=f"debug probes ({len(probes)}, from pyOCD)")
+    for col in ("unique ID", "vendor", "product", "on board (target)"):
+        table.add_column(col)
+    for pr in probes:
+        table.add_row(pr.unique_id, pr.vendor, pr.description,
+                      f"{pr.board} ({pr.target})" if pr.board else "-")
+    out.print(table)
 
 
 # ---------------------------------------------------------------- bench

@@ -1,10 +1,14 @@
-"""Validate firmware on a device or emulator against the TFLite oracle.
+"""Validate firmware on a device or emulator against the oracle (TensorFlow Lite Micro).
 
-Flow: (re)generate and build the project if needed, start the emulator (or
-open the serial port), HELLO (the device must run this very model), then for
-each sample send the input, read the output and the tick count, and compare
-with the oracle on the same input. The report is rewritten after every sample
-so an interrupted run loses nothing, and ``resume`` picks up where it stopped.
+Flow: start the emulator (or open the serial port), HELLO (the device must
+run this very model), then for each sample send the input, read the output
+and the tick count, and compare with the oracle on the same input -- TFLM,
+or the TFLite interpreter where TFLM cannot run the model (see
+:func:`tinyedge.oracle.choose_oracle`; the report says which). The TFLite
+interpreter also gives a second opinion: how many output elements differ from
+it, for users who measured accuracy in TFLite; it never decides pass or fail.
+The report is rewritten after every sample so an interrupted run loses
+nothing, and ``resume`` picks up where it stopped.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from tinyedge import __version__
+from tinyedge.compiler import CompiledNetwork
 from tinyedge.errors import TinyEdgeError
 from tinyedge.model import Graph
 from tinyedge.model.ir import DTYPES
+from tinyedge.oracle import OracleChoice, TfliteInterpreter, choose_oracle
+from tinyedge.perlayer import LayerResult, compare_layers
 
 ProgressFn = Callable[[int, int, "SampleResult"], None]
+REPORT_FORMAT = 2  # 2: oracle, second_opinion, per_layer
 
 
 @dataclass
@@ -38,6 +46,11 @@ class SampleResult:
     input_sha256: str
     output_hex: str
     oracle_hex: str
+    # second opinion (the TFLite interpreter), when the oracle is TFLM: output
+    # elements of the device that differ from it, and by how much; None when not run
+    tflite_mismatches: int | None = None
+    tflite_max_abs_diff: float | None = None
+    device_resets: int = 0  # times the device reset during this sample (it was then sent again)
 
 
 @dataclass
@@ -49,12 +62,34 @@ class ValidationReport:
     tinyedge_version: str
     device: dict[str, Any]
     memory: dict[str, Any]
+    oracle: dict[str, Any]  # name, version, is_tflm, note
+    second_opinion: dict[str, Any] | None  # name, version of the TFLite interpreter; None if not run
     samples: list[SampleResult] = field(default_factory=list)
     complete: bool = False
+    per_layer: dict[str, Any] | None = None
+    # the link: time limits, baud, retries, corrupted frames, device resets (see link_summary)
+    link: dict[str, Any] | None = None
 
     @property
     def all_exact(self) -> bool:
         return bool(self.samples) and all(s.exact for s in self.samples)
+
+    @property
+    def first_mismatch(self) -> int | None:
+        return next((s.index for s in self.samples if not s.exact), None)
+
+    def second_opinion_summary(self) -> dict[str, Any] | None:
+        """Across the run: samples and output elements where the device differs from
+        the TFLite interpreter, and the largest difference."""
+        checked = [s for s in self.samples if s.tflite_mismatches is not None]
+        if self.second_opinion is None or not checked:
+            return None
+        return {
+            "samples": len(checked),
+            "samples_differing": sum(1 for s in checked if s.tflite_mismatches),
+            "elements_differing": sum(int(s.tflite_mismatches or 0) for s in checked),
+            "max_abs_diff": max(float(s.tflite_max_abs_diff or 0.0) for s in checked),
+        }
 
     def summary(self) -> dict[str, Any]:
         ticks = [s.ticks for s in self.samples]
@@ -72,7 +107,9 @@ class ValidationReport:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["format_version"] = REPORT_FORMAT
         d["summary"] = self.summary()
+        d["second_opinion_summary"] = self.second_opinion_summary()
         d["all_exact"] = self.all_exact
         return d
 
@@ -104,38 +141,73 @@ def sample_inputs_sha(sample: Sequence[np.ndarray]) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class LinkSettings:
+    """How to talk to the target: the wait limit (and where it came from), the
+    bound on one inference, and the baud rate of a serial port."""
+
+    timeout: float
+    timeout_source: str       # "--timeout" or how the default was made
+    run_time: float           # RUN is not sent again sooner (the inference bound)
+    baud: int
+
+
+def link_settings(net: CompiledNetwork, emulator: str | None, timeout: float | None,
+                  baud: int | None) -> LinkSettings:
+    """The default --timeout comes from the model's size and the target's speed
+    (tinyedge.timeouts); a --timeout given wins, lower or higher."""
+    from tinyedge.timeouts import default_timeout, inference_bound
+
+    assert net.board is not None
+    bound = inference_bound(net, emulator)
+    if timeout is None:
+        timeout = default_timeout(bound)
+        source = f"default: 2 x {bound.seconds:.2g} s, the bound on one inference, + 2 s; at least 10 s"
+    else:
+        if not timeout > 0:
+            raise TinyEdgeError(f"--timeout must be positive, got {timeout:g}",
+                                "give the longest wait on the device in seconds, e.g. --timeout 30")
+        source = "--timeout"
+    return LinkSettings(timeout, source, min(bound.seconds, timeout), baud or net.board.uart.baud)
+
+
 @contextlib.contextmanager
 def open_target(board: Any, elf: Path, emulator: str | None, port: str | None,
-                timeout: float) -> Iterator[tuple[Any, str]]:
+                link: LinkSettings) -> Iterator[tuple[Any, str]]:
     """Yield (DeviceClient, target description); the emulator is always stopped."""
     from tinyedge.device import DeviceClient
+
+    def client_for(url: str) -> DeviceClient:
+        note = f"--timeout {link.timeout:g}" if link.timeout_source == "--timeout" else "the default --timeout"
+        return DeviceClient(url, timeout=link.timeout, baudrate=link.baud, run_time=link.run_time,
+                            timeout_note=note)
 
     if emulator == "qemu":
         from tinyedge.emulator.qemu import QemuInstance
 
-        with QemuInstance(board, elf) as q:
-            client = DeviceClient(q.url, timeout=timeout)
-            try:
-                yield client, f"qemu:{board.qemu_machine}"
-            finally:
-                client.close()
+        with QemuInstance(board, elf) as q, client_for(q.url) as client:
+            yield client, f"qemu:{board.qemu_machine}"
     elif emulator == "renode":
         from tinyedge.emulator.renode import RenodeInstance  # raises a clear error when absent
 
-        with RenodeInstance(board, elf) as r:
-            client = DeviceClient(r.url, timeout=timeout)
-            try:
-                yield client, f"renode:{board.renode_platform}"
-            finally:
-                client.close()
+        with RenodeInstance(board, elf) as r, client_for(r.url) as client:
+            yield client, f"renode:{board.renode_platform}"
     elif port:
-        client = DeviceClient(port, timeout=timeout)
-        try:
+        with client_for(port) as client:
             yield client, port
-        finally:
-            client.close()
     else:
         raise TinyEdgeError("no target given", "pass --emulator qemu or --port /dev/ttyACM0")
+
+
+def link_summary(client: Any, link: LinkSettings) -> dict[str, Any]:
+    """What the report says about the link: limits, traffic, faults, resets."""
+    st = client.stats
+    resets = [asdict(r) for r in client.resets]
+    return {"timeout_s": link.timeout, "timeout_source": link.timeout_source,
+            "inference_bound_s": round(link.run_time, 3), "baud": link.baud,
+            "requests_sent": st["sent"], "retries": st["retries"], "corrupted_frames": st["corrupted"],
+            "nacks": st["nacks"], "bytes_sent": st["bytes_out"], "bytes_received": st["bytes_in"],
+            "device_resets": st["resets"], "reset_events": resets}
 
 
 def check_device(info: Any, graph: Graph) -> None:
@@ -155,9 +227,18 @@ def check_device(info: Any, graph: Graph) -> None:
         )
 
 
+def _device_arrays(graph: Graph, sample: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [np.ascontiguousarray(np.asarray(x, dtype=_np_dtype(t.dtype)).reshape(t.shape))
+            for x, t in zip(sample, graph.input_tensors, strict=True)]
+
+
+def oracle_info(choice: OracleChoice) -> dict[str, Any]:
+    return {"name": choice.oracle.name, "version": choice.oracle.version, "is_tflm": choice.is_tflm,
+            "label": choice.label, "note": choice.note}
+
+
 def validate_on_target(
-    graph: Graph,
-    board: Any,
+    net: CompiledNetwork,
     elf: Path,
     samples: Sequence[Sequence[np.ndarray]],
     report_path: Path,
@@ -165,12 +246,32 @@ def validate_on_target(
     emulator: str | None = None,
     port: str | None = None,
     resume: bool = False,
-    timeout: float = 60.0,
+    timeout: float | None = None,
     progress: ProgressFn | None = None,
+    per_layer_sample: int | None = None,
+    layer_progress: Callable[[LayerResult], None] | None = None,
+    baud: int | None = None,
 ) -> ValidationReport:
-    from tinyedge.oracle import Oracle
+    """Validate ``samples`` on the target; with ``per_layer_sample``, compare every
+    op's output for that one sample instead.
 
-    oracle = Oracle(graph.model_bytes)
+    ``timeout`` bounds every wait on the device (default: from the model's size and
+    the target's speed, :mod:`tinyedge.timeouts`); ``baud`` is the serial port's
+    rate (default: the board file's). A device that resets mid-run is checked
+    again and the sample in flight is sent again from scratch; completed samples
+    are in the report whatever happens."""
+    graph = net.graph
+    board = net.board
+    if board is None:
+        raise ValueError("validate_on_target needs a network compiled for a board")
+    link = link_settings(net, emulator, timeout, baud)
+    choice = choose_oracle(graph.model_bytes, [op.opcode for op in graph.operators], isolated=True)
+    second: TfliteInterpreter | None = None
+    if choice.is_tflm:
+        try:
+            second = TfliteInterpreter(graph.model_bytes)
+        except TinyEdgeError:  # information only: a model TFLM runs but TFLite refuses (e.g. int16
+            second = None      # QUANTIZE/ADD with a non-zero zero point) is still validated
     done: dict[int, SampleResult] = {}
     if resume and report_path.exists():
         old = json.loads(report_path.read_text())
@@ -179,39 +280,72 @@ def validate_on_target(
                 done[s["index"]] = SampleResult(**s)
 
     ipt = getattr(board, "instructions_per_tick", None) if emulator else None
-    with open_target(board, elf, emulator, port, timeout) as (client, target):
+    with open_target(board, elf, emulator, port, link) as (client, target):
         info = client.hello()
         check_device(info, graph)
         report = ValidationReport(
             model=Path(graph.source).name, model_sha256=graph.sha256, board=board.name, target=target,
-            tinyedge_version=__version__, device=_plain(info), memory=memory,
+            tinyedge_version=__version__, device=_plain(info), memory=memory, oracle=oracle_info(choice),
+            second_opinion=None if second is None else {"name": second.name, "version": second.version},
         )
-        for i, sample in enumerate(samples):
-            digest = sample_inputs_sha(sample)
-            if i in done and done[i].input_sha256 == digest:
-                report.samples.append(done[i])
-                continue
-            arrays = [np.ascontiguousarray(np.asarray(x, dtype=_np_dtype(t.dtype)).reshape(t.shape))
-                      for x, t in zip(sample, graph.input_tensors, strict=True)]
-            result = client.infer([a.tobytes() for a in arrays])
-            oracle.reset()  # each sample starts from the initial state, as te_network_reset() on the device
-            refs = oracle.run(arrays)
-            exact, mism, maxdiff = True, 0, 0.0
-            for out, ref in zip(result.outputs, refs, strict=True):
-                e, m, d = compare(out, ref)
-                exact, mism, maxdiff = exact and e, mism + m, max(maxdiff, d)
-            res = SampleResult(
-                index=i, exact=exact, mismatches=mism, max_abs_diff=maxdiff, ticks=int(result.ticks),
-                instructions=int(round(result.ticks * ipt)) if ipt else None, input_sha256=digest,
-                output_hex=b"".join(result.outputs).hex(), oracle_hex=b"".join(r.tobytes() for r in refs).hex(),
-            )
-            report.samples.append(res)
+        try:
+            if per_layer_sample is not None:
+                arrays = _device_arrays(graph, samples[per_layer_sample])
+                result = compare_layers(net, client, choice, per_layer_sample, arrays, layer_progress)
+                report.per_layer = result.to_dict()
+                report.complete = True
+                report.link = link_summary(client, link)
+                report.write(report_path)
+                return report
+            for i, sample in enumerate(samples):
+                digest = sample_inputs_sha(sample)
+                if i in done and done[i].input_sha256 == digest:
+                    report.samples.append(done[i])
+                    continue
+                arrays = _device_arrays(graph, sample)
+                seen = len(client.resets)
+                result = client.infer([a.tobytes() for a in arrays], f"sample {i}")
+                try:
+                    choice.oracle.reset()  # each sample starts from the initial state, as te_network_reset() does
+                    refs = choice.oracle.run(arrays)
+                except TinyEdgeError as exc:
+                    raise TinyEdgeError(f"sample {i}: {exc.message}", exc.hint) from None
+                exact, mism, maxdiff = _compare_all(result.outputs, refs)
+                tfl_mism: int | None = None
+                tfl_diff: float | None = None
+                if second is not None:
+                    second.reset()
+                    _, tfl_mism, tfl_diff = _compare_all(result.outputs, second.run(arrays))
+                res = SampleResult(
+                    index=i, exact=exact, mismatches=mism, max_abs_diff=maxdiff, ticks=int(result.ticks),
+                    instructions=int(round(result.ticks * ipt)) if ipt else None, input_sha256=digest,
+                    output_hex=b"".join(result.outputs).hex(),
+                    oracle_hex=b"".join(r.tobytes() for r in refs).hex(),
+                    tflite_mismatches=tfl_mism, tflite_max_abs_diff=tfl_diff,
+                    device_resets=len(client.resets) - seen,
+                )
+                report.samples.append(res)
+                report.link = link_summary(client, link)
+                report.write(report_path)
+                if progress:
+                    progress(i, len(samples), res)
+        except TinyEdgeError:
+            # stopped mid-run: the report keeps every completed sample and what the link saw
+            report.link = link_summary(client, link)
             report.write(report_path)
-            if progress:
-                progress(i, len(samples), res)
+            raise
+        report.link = link_summary(client, link)
     report.complete = True
     report.write(report_path)
     return report
+
+
+def _compare_all(outputs: Sequence[bytes], refs: Sequence[np.ndarray]) -> tuple[bool, int, float]:
+    exact, mism, maxdiff = True, 0, 0.0
+    for out, ref in zip(outputs, refs, strict=True):
+        e, m, d = compare(out, ref)
+        exact, mism, maxdiff = exact and e, mism + m, max(maxdiff, d)
+    return exact, mism, maxdiff
 
 
 def _plain(obj: Any) -> Any:
