@@ -26,8 +26,9 @@ from test_kernels_conv_fc import model_cache, single_op_models, single_op_suite 
 from tinyedge.boards import load_board
 from tinyedge.build import build_project
 from tinyedge.codegen.project import generate_project
+from tinyedge.compiler import compile
 from tinyedge.model.ir import DTYPES
-from tinyedge.validate import open_target
+from tinyedge.validate import link_settings, open_target
 
 pytestmark = pytest.mark.emulator
 
@@ -41,12 +42,13 @@ def test_single_op_suite_on_board(board_name: str, single_op_models: dict[str, b
         require_tool(tool)
     suite = single_op_suite(single_op_models, crafted=True)
     graph = suite.merged()
-    generate_project(graph, board_name, tmp_path / "fw")
-    built = build_project(tmp_path / "fw")
     board = load_board(board_name)
+    net = compile(graph, board)
+    generate_project(net, tmp_path / "fw")
+    built = build_project(tmp_path / "fw")
     outs = graph.output_tensors
     got: list[list[np.ndarray]] = []
-    with open_target(board, built.elf, "qemu", None, 120.0) as (client, _):
+    with open_target(board, built.elf, "qemu", None, link_settings(net, "qemu", 120.0, None)) as (client, _):
         for sample in suite.batched():
             result = client.infer([np.ascontiguousarray(x).tobytes() for x in sample])
             got.append([np.frombuffer(data, dtype=next(nt for n, nt in DTYPES.values() if n == t.dtype))
