@@ -54,6 +54,16 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
         raise TinyEdgeError(f"{model.name} does not fit {board.name}: {fit.reason}",
                             "pick a board with more memory (`tinyedge boards`) or a smaller model")
     samples = load_samples(graph, data) if data is not None else random_samples(graph, n_random or 0, seed)
+    if board.is_library:
+        # The library runs inside the user's firmware, built and flashed by them:
+        # nothing to generate or build here, only a serial port to talk to.
+        if emulator or not port:
+            raise TinyEdgeError(f"{board.name} is a library for your own firmware: there is "
+                                "nothing tinyedge can run in an emulator",
+                                "flash your firmware (with te_server_run()) and pass --port")
+        say(f"validating {len(samples)} samples on {port} (your firmware with the {board.name} library)")
+        return validate_on_target(graph, board, None, samples, report_path, {}, port=port,
+                                  resume=resume, timeout=timeout, progress=progress)
     project = project or default_project_dir(model, board.name)
     say(f"generating {project} for {board.name}")
     generate_project(graph, board.name, project)
@@ -61,6 +71,7 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
     built = build_project(project)
     target = f"QEMU {board.qemu_machine}" if emulator == "qemu" else (emulator or port or "")
     say(f"validating {len(samples)} samples on {target}")
-    return validate_on_target(graph, board, built.elf, samples, report_path, asdict(built.memory),
+    return validate_on_target(graph, board, built.elf, samples, report_path,
+                              asdict(built.memory) if built.memory else {},
                               emulator=emulator, port=port, resume=resume, timeout=timeout,
                               progress=progress)

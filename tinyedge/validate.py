@@ -38,6 +38,25 @@ class SampleResult:
     input_sha256: str
     output_hex: str
     oracle_hex: str
+    cycles: int | None = None  # real boards (DWT) and libraries (port layer): CPU cycles
+    microseconds: float | None = None  # cycles at the clock HELLO reported (when known)
+
+
+def latency_cycles(timer: str, ticks: int, cycles: int) -> int | None:
+    """CPU cycles of one RUN from its (ticks, cycles) answer, or None where the
+    board has no cycle counter to report (emulated boards: SysTick only).
+
+    ``dwt``: cycles is the 32-bit DWT count; ticks, SysTick at the CPU clock
+    extended to 64 bits, counts the same cycles give or take the few of the
+    two reads, so it tells how often CYCCNT wrapped. ``port``: the library's
+    ticks already are the port layer's cycle counter extended to 64 bits.
+    """
+    if timer == "port":
+        return ticks
+    if timer != "dwt":
+        return None
+    wraps = round((ticks - cycles) / 2**32)
+    return cycles + max(wraps, 0) * 2**32
 
 
 @dataclass
@@ -59,7 +78,11 @@ class ValidationReport:
     def summary(self) -> dict[str, Any]:
         ticks = [s.ticks for s in self.samples]
         instr = [s.instructions for s in self.samples if s.instructions is not None]
+        cycles = [s.cycles for s in self.samples if s.cycles is not None]
+        micros = [s.microseconds for s in self.samples if s.microseconds is not None]
         return {
+            "cycles_median": int(np.median(cycles)) if cycles else None,
+            "microseconds_median": float(np.median(micros)) if micros else None,
             "samples": len(self.samples),
             "exact": sum(s.exact for s in self.samples),
             "mismatched": sum(not s.exact for s in self.samples),
@@ -105,14 +128,17 @@ def sample_inputs_sha(sample: Sequence[np.ndarray]) -> str:
 
 
 @contextlib.contextmanager
-def open_target(board: Any, elf: Path, emulator: str | None, port: str | None,
+def open_target(board: Any, elf: Path | None, emulator: str | None, port: str | None,
                 timeout: float) -> Iterator[tuple[Any, str]]:
     """Yield (DeviceClient, target description); the emulator is always stopped."""
     from tinyedge.device import DeviceClient
 
+    if emulator and elf is None:
+        raise TinyEdgeError("no firmware to run in an emulator", "build the project first")
     if emulator == "qemu":
         from tinyedge.emulator.qemu import QemuInstance
 
+        assert elf is not None
         with QemuInstance(board, elf) as q:
             client = DeviceClient(q.url, timeout=timeout)
             try:
@@ -122,6 +148,7 @@ def open_target(board: Any, elf: Path, emulator: str | None, port: str | None,
     elif emulator == "renode":
         from tinyedge.emulator.renode import RenodeInstance  # raises a clear error when absent
 
+        assert elf is not None
         with RenodeInstance(board, elf) as r:
             client = DeviceClient(r.url, timeout=timeout)
             try:
@@ -158,7 +185,7 @@ def check_device(info: Any, graph: Graph) -> None:
 def validate_on_target(
     graph: Graph,
     board: Any,
-    elf: Path,
+    elf: Path | None,
     samples: Sequence[Sequence[np.ndarray]],
     report_path: Path,
     memory: dict[str, Any],
@@ -179,6 +206,7 @@ def validate_on_target(
                 done[s["index"]] = SampleResult(**s)
 
     ipt = getattr(board, "instructions_per_tick", None) if emulator else None
+    timer = getattr(board, "timer", "systick")
     with open_target(board, elf, emulator, port, timeout) as (client, target):
         info = client.hello()
         check_device(info, graph)
@@ -200,10 +228,12 @@ def validate_on_target(
             for out, ref in zip(result.outputs, refs, strict=True):
                 e, m, d = compare(out, ref)
                 exact, mism, maxdiff = exact and e, mism + m, max(maxdiff, d)
+            cyc = latency_cycles(timer, int(result.ticks), int(result.cycles))
             res = SampleResult(
                 index=i, exact=exact, mismatches=mism, max_abs_diff=maxdiff, ticks=int(result.ticks),
                 instructions=int(round(result.ticks * ipt)) if ipt else None, input_sha256=digest,
                 output_hex=b"".join(result.outputs).hex(), oracle_hex=b"".join(r.tobytes() for r in refs).hex(),
+                cycles=cyc, microseconds=cyc * 1e6 / info.clock_hz if cyc is not None and info.clock_hz else None,
             )
             report.samples.append(res)
             report.write(report_path)
