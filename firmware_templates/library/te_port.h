@@ -12,6 +12,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {  /* C++ firmware (Arduino ...) links against C names */
+#endif
+
 /* The frequency te_port_cycles() counts at, in Hz, so that the host can turn
  * cycles into microseconds. Define it on the compiler command line
  * (-DTE_PORT_CLOCK_HZ=216000000u); 0 means unknown: cycles only. */
@@ -33,5 +37,9 @@ void te_port_uart_write(const uint8_t *data, uint32_t len);
  * up (DEMCR.TRCENA = 1, DWT_CTRL.CYCCNTENA = 1), counting at TE_PORT_CLOCK_HZ.
  * Return 0 if there is none: validation still works, without timing. */
 uint32_t te_port_cycles(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* TE_PORT_H */

@@ -18,6 +18,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {  /* C++ firmware (Arduino ...) links against C names */
+#endif
+
 #include "network.h"
 
 /* Run one inference on the bytes in the input tensors. */
@@ -43,5 +47,9 @@ uint32_t te_arena_bytes(void);
  * `tinyedge validate --port ...` forever. Call it from main() or a thread of
  * its own once the UART and the cycle counter are set up. */
 void te_server_run(void) __attribute__((noreturn));
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* TINYEDGE_H */
