@@ -229,3 +229,34 @@ def test_cortex_m7_cache_enable_runs_in_qemu(tmp_path: Path) -> None:
         assert client.hello().board == "an500-cached"
         image, bias = rng.randbytes(400), rng.randbytes(3)
         assert client.infer([image, bias]).outputs == expected_outputs(image, bias)
+
+
+@pytest.mark.parametrize("board_name,source", [
+    # the same trees from an 8 MHz external clock (the ST-LINK's MCO, bypass) or crystal
+    ("stm32f4-discovery", 'source = "hse"\nhse_hz = 8_000_000\npll_m = 8\n'),
+    ("nucleo-f746zg", 'source = "hse"\nhse_hz = 8_000_000\nhse_bypass = true\npll_m = 4\n'),
+    ("nucleo-h743zi2", 'source = "hse"\nhse_hz = 8_000_000\nhse_bypass = true\npll_m = 1\npll_n = 100\n'),
+    ("nucleo-l4r5zi", 'source = "hse"\nhse_hz = 8_000_000\nhse_bypass = true\npll_m = 1\n'),
+])
+def test_hse_clock_paths_compile(board_name: str, source: str, tmp_path: Path) -> None:
+    """The shipped boards start from HSI; the drivers' HSE path compiles too
+    (-Werror) and gives the same clock_hz."""
+    import re
+    import sys
+
+    require_tool("arm-none-eabi-gcc")
+    sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "fake_net"))
+    from make_project import build, make_project
+
+    text = (ROOT / "boards" / f"{board_name}.toml").read_text().replace(
+        f'name = "{board_name}"', 'name = "hse-variant"')
+    keys = dict(re.findall(r"^(\w+) = (.*)$", source, re.M))
+    for key in keys:
+        text = re.sub(rf"^{key} = .*\n", "", text, flags=re.M)
+    text = text.replace("[clock]\n", "[clock]\n" + source)
+    path = tmp_path / "hse-variant.toml"
+    path.write_text(text)
+    board = load_board(str(path))
+    assert board.clock is not None and board.clock.sysclk_hz == board.clock_hz
+    assert ("TE_CLK_USE_HSE", "1u") in [(n, v) for n, v, _ in board.c_defines()]
+    build(make_project(board, tmp_path / "fw"))
