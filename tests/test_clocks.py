@@ -204,3 +204,11 @@ def test_cycles_from_a_run_answer() -> None:
     assert latency_cycles("dwt", ticks=3 * 2**32 + 7, cycles=2**32 - 3) == 3 * 2**32 - 3
     assert latency_cycles("port", ticks=2**33, cycles=0) == 2**33
     assert latency_cycles("systick", ticks=1000, cycles=0) is None
+
+
+def test_cli_prints_cycles_and_microseconds_for_cycle_counter_boards() -> None:
+    from tinyedge.cli import _latency
+
+    assert _latency(None, 6_541_212, 6_541_212 * 1e6 / 120e6, 6_541_230) == "6,541,212 cycles = 54,510.1 µs"
+    assert _latency(None, 1000, None, 1000) == "1,000 cycles"            # library without a clock
+    assert _latency(4_000, None, None, 100) == "4,000 instructions"       # emulated: SysTick x icount
