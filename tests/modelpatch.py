@@ -25,3 +25,17 @@ def with_opcode(data: bytes, code_index: int, new_code: int) -> bytes:
     if off_new:
         struct.pack_into("<i", buf, tab.Pos + off_new, new_code)
     return bytes(buf)
+
+
+def strip_tensor_names(data: bytes) -> bytes:
+    """A copy of a model whose tensors have no names (as TFLM's own test models)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    obj = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    for sub in obj.subgraphs or []:
+        for t in sub.tensors or []:
+            t.name = None
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(obj.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

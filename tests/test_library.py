@@ -23,6 +23,7 @@ from tinyedge.boards import firmware_files, load_board
 from tinyedge.build import build_project
 from tinyedge.codegen.project import generate_project
 from tinyedge.codegen.render import render_template
+from tinyedge.compiler import compile
 from tinyedge.errors import TinyEdgeError
 from tinyedge.model import load_model
 from tinyedge.oracle import Oracle
@@ -54,7 +55,7 @@ def test_library_builds_for_every_core(core: str, tmp_path: Path) -> None:
     for tool in ("arm-none-eabi-gcc", "make"):
         require_tool(tool)
     board = f"generic-cortex-{core}"
-    generate_project(load_model(shared_model("kws_ref_model")), board, tmp_path / "lib")
+    generate_project(compile(load_model(shared_model("kws_ref_model")), load_board(board)), tmp_path / "lib")
     built = build_project(tmp_path / "lib")
     assert built.memory is None and built.elf.name == "libtinyedge.a"
     defined, undefined = _symbols(built.elf)
@@ -73,7 +74,7 @@ def test_library_c_api_on_the_host(tmp_path: Path) -> None:
     require_tool("gcc")
     graph = load_model(shared_model("kws_ref_model"))
     lib = tmp_path / "lib"
-    generate_project(graph, "generic-cortex-m4", lib)
+    generate_project(compile(graph, load_board("generic-cortex-m4")), lib)
     exe = tmp_path / "api_host"
     srcs = [str(p) for p in sorted((lib / "runtime").glob("*.c"))] + [
         str(lib / "network.c"), str(lib / "model_data.c"), str(lib / "tinyedge_api.c"), str(PORT / "api_host.c")]
@@ -84,7 +85,7 @@ def test_library_c_api_on_the_host(tmp_path: Path) -> None:
     out = subprocess.run([str(exe)], input=stdin, capture_output=True, check=True).stdout
     header, body = out.split(b"\n", 1)
     arena, n_in, n_out, *sizes = map(int, header.split())
-    assert arena == generate_project(graph, "generic-cortex-m4", tmp_path / "again").net.arena_bytes
+    assert arena == compile(graph, load_board("generic-cortex-m4")).arena_bytes
     assert (n_in, n_out) == (len(graph.input_tensors), len(graph.output_tensors))
     assert sizes == [t.nbytes for t in graph.input_tensors + graph.output_tensors]
     oracle = Oracle(graph.model_bytes)
@@ -123,13 +124,13 @@ def test_library_with_our_port_layer_validates_in_qemu(tmp_path: Path) -> None:
         require_tool(tool)
     graph = load_model(shared_model("kws_ref_model"))
     lib = tmp_path / "lib"
-    generate_project(graph, "generic-cortex-m4", lib)
+    generate_project(compile(graph, load_board("generic-cortex-m4")), lib)
     subprocess.run(["make", "-C", str(lib), "-j2", "EXTRA_CFLAGS=-DTE_PORT_CLOCK_HZ=25000000u"],
                    check=True, capture_output=True)
     elf = _user_firmware(lib, tmp_path / "fw")
     an386 = load_board("mps2-an386")
-    report = validate_on_target(graph, an386, elf, random_samples(graph, 3, seed=5), tmp_path / "r.json", {},
-                                emulator="qemu", timeout=60.0)
+    report = validate_on_target(compile(graph, an386), elf, random_samples(graph, 3, seed=5), tmp_path / "r.json",
+                                {}, emulator="qemu", timeout=60.0)
     assert report.device["board"] == "generic-cortex-m4" and report.device["clock_hz"] == 25_000_000
     assert report.complete and report.all_exact, [(s.index, s.mismatches) for s in report.samples]
     # the port layer's cycle counter (SysTick here, 40 instructions a tick) times the inferences

@@ -38,11 +38,14 @@ def test_shared_model_bit_exact_on_host(name: str, tmp_path: Path) -> None:
 
 
 def test_generation_is_reproducible(tmp_path: Path) -> None:
+    from tinyedge.boards import load_board
     from tinyedge.codegen.project import generate_project
+    from tinyedge.compiler import compile
 
     graph = load_model(shared_model("kws_ref_model"))
-    a = generate_project(graph, "mps2-an386", tmp_path / "a").path
-    b = generate_project(load_model(shared_model("kws_ref_model")), "mps2-an386", tmp_path / "b").path
+    board = load_board("mps2-an386")
+    a = generate_project(compile(graph, board), tmp_path / "a").path
+    b = generate_project(compile(load_model(shared_model("kws_ref_model")), board), tmp_path / "b").path
     files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     assert files_a == files_b and len(files_a) > 10
@@ -54,10 +57,12 @@ def test_generation_is_reproducible(tmp_path: Path) -> None:
 
 
 def test_network_c_names_where_numbers_come_from(tmp_path: Path) -> None:
+    from tinyedge.boards import load_board
     from tinyedge.codegen.project import generate_project
+    from tinyedge.compiler import compile
 
     graph = load_model(shared_model("kws_ref_model"))
-    p = generate_project(graph, "mps2-an386", tmp_path / "p").path
+    p = generate_project(compile(graph, load_board("mps2-an386")), tmp_path / "p").path
     text = (p / "network.c").read_text()
     assert graph.sha256 in text
     assert text.count("/* ---- op ") == len(graph.operators)

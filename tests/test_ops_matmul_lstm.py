@@ -60,7 +60,8 @@ from graphtools import merge_graphs
 from conftest import require_tool
 import keras_models as km
 import tinyedge
-from tinyedge.codegen.network import build_network, render_network_files, write_files
+from tinyedge.codegen.network import render_network_files, write_files
+from tinyedge.compiler import compile
 from tinyedge.hostrun import HostNetwork, copy_runtime
 from tinyedge.model import Graph, read_model
 from tinyedge.model.ir import Quant
@@ -727,7 +728,7 @@ def test_kernels_and_generated_code_compile_warning_free(target: str, models: di
     # the generated network.c of an LSTM and a BATCH_MATMUL model (static state blocks, params with arrays)
     for name in ("lstm_t6_u8", "mm_rank5_bcast"):
         work = tmp_path / name
-        write_files(work, render_network_files(build_network(read_model(models[name], name)), name))
+        write_files(work, render_network_files(compile(read_model(models[name], name)), name))
         copy_runtime(work)
         proc = subprocess.run([*cc, *flags, "-Iruntime", "-I.", "-c", "network.c", "-o", "network.o"],
                               cwd=work, capture_output=True, text=True)

@@ -120,12 +120,12 @@ def test_frame_reader_drops_overlong() -> None:
 
 def test_parse_hello_and_tensor_info_from_spec_layout() -> None:
     sha = bytes(range(32))
-    hello = struct.pack("<BHBBI", 1, 256, 2, 1, 25_000_000) + sha
+    hello = struct.pack("<BHBBI", 2, 256, 2, 1, 25_000_000) + sha
     for text in (b"mps2-an386", b"cortex-m4", b"0.1.0", b"0.2.0"):
         hello += bytes([len(text)]) + text
     h = p.parse_hello(hello)
     assert (h.protocol_version, h.max_payload, h.num_inputs, h.num_outputs, h.clock_hz) == \
-        (1, 256, 2, 1, 25_000_000)
+        (2, 256, 2, 1, 25_000_000)
     assert (h.model_sha256, h.board, h.core, h.runtime_version, h.generator_version) == \
         (sha.hex(), "mps2-an386", "cortex-m4", "0.1.0", "0.2.0")
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from conftest import MODEL_NAMES, require_tool, shared_model
-from tinyedge.analysis import inspect_graph
+from tinyedge.analysis import inspect_network
 from tinyedge.boards import list_boards, load_board
 from tinyedge.build import build_project
 from tinyedge.codegen.project import generate_project
+from tinyedge.compiler import compile
 from tinyedge.errors import TinyEdgeError
 from tinyedge.model import load_model
 from tinyedge.pipeline import random_samples
@@ -43,9 +44,10 @@ def _tools() -> None:
 def test_model_on_board(model_name: str, board_name: str, tmp_path: Path) -> None:
     board = load_board(board_name)
     graph = load_model(shared_model(model_name))
-    fit = inspect_graph(graph, board).fit
+    net = compile(graph, board)
+    fit = inspect_network(net).fit
     assert fit is not None
-    generate_project(graph, board_name, tmp_path / "fw")
+    generate_project(net, tmp_path / "fw")
 
     if fit.verdict == "does not fit":
         with pytest.raises(TinyEdgeError) as exc:
@@ -65,7 +67,7 @@ def test_model_on_board(model_name: str, board_name: str, tmp_path: Path) -> Non
         return
 
     samples = random_samples(graph, SAMPLES[model_name], seed=7)
-    report = validate_on_target(graph, board, built.elf, samples, tmp_path / "report.json",
+    report = validate_on_target(net, built.elf, samples, tmp_path / "report.json",
                                 asdict(built.memory), emulator="qemu", timeout=120.0)
     bad = [(s.index, s.mismatches, s.max_abs_diff) for s in report.samples if not s.exact]
     assert report.complete and not bad, f"{model_name} on {board_name}: (sample, values off, max diff) {bad}"

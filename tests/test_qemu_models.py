@@ -41,10 +41,13 @@ def test_validate_in_qemu_cli(name: str, n: int, tmp_path: Path) -> None:
 
 def test_generated_project_builds_with_make_alone(tmp_path: Path) -> None:
     """`make` in a generated project works with no tinyedge/python on PATH."""
+    from tinyedge.boards import load_board
     from tinyedge.codegen.project import generate_project
+    from tinyedge.compiler import compile
     from tinyedge.model import load_model
 
-    proj = generate_project(load_model(shared_model("hello_world_int8")), "mps2-an386", tmp_path / "fw").path
+    net = compile(load_model(shared_model("hello_world_int8")), load_board("mps2-an386"))
+    proj = generate_project(net, tmp_path / "fw").path
     keep = [d for d in os.environ.get("PATH", "").split(os.pathsep)
             if not (Path(d) / "tinyedge").exists() and "venv" not in d]
     env = {"PATH": os.pathsep.join(keep), "HOME": os.environ.get("HOME", "/tmp")}
@@ -62,13 +65,15 @@ def test_interrupted_run_resumes(tmp_path: Path) -> None:
     from tinyedge.boards import load_board
     from tinyedge.build import build_project
     from tinyedge.codegen.project import generate_project
+    from tinyedge.compiler import compile
     from tinyedge.model import load_model
     from tinyedge.pipeline import random_samples
     from tinyedge.validate import validate_on_target
 
     graph = load_model(shared_model("hello_world_int8"))
     board = load_board("mps2-an386")
-    generate_project(graph, board.name, tmp_path / "fw")
+    net = compile(graph, board)
+    generate_project(net, tmp_path / "fw")
     built = build_project(tmp_path / "fw")
     samples = random_samples(graph, 6, seed=3)
     report = tmp_path / "report.json"
@@ -77,11 +82,11 @@ def test_interrupted_run_resumes(tmp_path: Path) -> None:
     def progress(i: int, n: int, s: object) -> None:
         ran.append(i)
 
-    first = validate_on_target(graph, board, built.elf, samples[:4], report, asdict(built.memory),
+    first = validate_on_target(net, built.elf, samples[:4], report, asdict(built.memory),
                                emulator="qemu", progress=progress)
     assert first.all_exact and ran == [0, 1, 2, 3]
     ran.clear()
-    second = validate_on_target(graph, board, built.elf, samples, report, asdict(built.memory),
+    second = validate_on_target(net, built.elf, samples, report, asdict(built.memory),
                                 emulator="qemu", resume=True, progress=progress)
     assert ran == [4, 5]  # the first four came from the report
     assert second.complete and second.all_exact and len(second.samples) == 6

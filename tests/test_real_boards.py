@@ -28,10 +28,11 @@ from pathlib import Path
 import pytest
 
 from conftest import MODEL_NAMES, ROOT, require_tool, shared_model
-from tinyedge.analysis import inspect_graph
+from tinyedge.analysis import inspect_network
 from tinyedge.boards import firmware_files, list_boards, load_board
 from tinyedge.build import build_project
 from tinyedge.codegen.project import generate_project
+from tinyedge.compiler import compile
 from tinyedge.elf import SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_NOBITS, ElfFile
 from tinyedge.model import load_model
 
@@ -131,7 +132,7 @@ def build_for(board_name: str, model_name: str, workdir: Path) -> Path:
     on the board (runtime, network, model data) when the CPU flags are the same."""
     board = load_board(board_name)
     project = workdir / f"{model_name}-{board_name}"
-    generate_project(load_model(shared_model(model_name)), board_name, project)
+    generate_project(compile(load_model(shared_model(model_name)), board), project)
     key = (*board.cpu_flags, model_name)
     donor = _BUILT.get(key)
     if donor is not None:
@@ -159,7 +160,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_shared_models_build_and_fit_the_part(board_name: str, workdir: Path) -> None:
     board = load_board(board_name)
     for model_name in MODEL_NAMES:
-        fit = inspect_graph(load_model(shared_model(model_name)), board).fit
+        fit = inspect_network(compile(load_model(shared_model(model_name)), board)).fit
         assert fit is not None and fit.verdict == "fits", (model_name, fit)
         elf = build_for(board_name, model_name, workdir)
         check_memory_map(board_name, elf)
@@ -179,7 +180,7 @@ def test_memory_map_check_catches_a_wrong_region(workdir: Path, tmp_path: Path) 
     bad = tmp_path / "f407-bad.toml"
     bad.write_text(text)
     project = tmp_path / "fw"
-    generate_project(load_model(shared_model("hello_world_int8")), str(bad), project)
+    generate_project(compile(load_model(shared_model("hello_world_int8")), load_board(str(bad))), project)
     subprocess.run(["make", "-C", str(project), "-j2"], capture_output=True, check=True)
     elf = project / "build" / "firmware.elf"
     with pytest.raises(AssertionError, match="not in RAM|outside the RAM"):

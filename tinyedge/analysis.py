@@ -6,16 +6,16 @@ Reads only the graph IR and the op registry: no TensorFlow, no compiler.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tinyedge.boards import STATIC_RAM_UPPER_BYTES
-from tinyedge.codegen.lower import alias_ops, check_graph, count_macs
-from tinyedge.model.ir import Graph, Operator
+from tinyedge.compiler import CompiledNetwork
+from tinyedge.errors import TinyEdgeError
+from tinyedge.model.ir import Operator
 from tinyedge.ops import load_all
-from tinyedge.ops.base import LowerCtx
-from tinyedge.planner import plan_memory
 
 # Upper bounds, before a build measures them exactly: flash the runtime code,
 # board support and validation server take beside the weights (measured
@@ -102,32 +102,13 @@ def _options(op: Operator) -> dict[str, Any]:
     return out
 
 
-_CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
-                "float": 4, "int64_t": 8}
-
-
-def _lowered_sizes(graph: Graph) -> tuple[dict[int, int], int]:
-    """(scratch bytes per op, bytes of constant arrays the firmware will hold) of the supported ops."""
-    registry = load_all()
-    scratch: dict[int, int] = {}
-    const_bytes = 0
-    for op in graph.operators:
-        spec = registry.get(op.opcode)
-        if spec is None or spec.check(op, graph):
-            continue
-        low = spec.lower(op, LowerCtx(graph, op))
-        scratch[op.index] = low.scratch_bytes
-        const_bytes += sum(np.asarray(c.values).size * _CTYPE_BYTES.get(c.ctype, 4) for c in low.consts)
-    return scratch, const_bytes
-
-
-def inspect_graph(graph: Graph, board: Any | None = None) -> Inspection:
-    registry = load_all()
-    problems = check_graph(graph)
+def inspect_network(net: CompiledNetwork) -> Inspection:
+    """What `inspect` shows of a network compiled with ``strict=False``; the fit
+    verdict when it was compiled for a board."""
+    graph = net.graph
     by_op: dict[int, list[str]] = {}
-    for p in problems:
+    for p in net.problems:
         by_op.setdefault(p.op_index, []).append(p.reason)
-    macs = count_macs(graph)
     rows = []
     for op in graph.operators:
         consts = [t for t in graph.op_inputs(op) if t is not None and t.is_const]
@@ -135,21 +116,19 @@ def inspect_graph(graph: Graph, board: Any | None = None) -> Inspection:
             index=op.index, opcode=op.opcode,
             inputs=[graph.tensors[i].describe() for i in op.inputs if i >= 0],
             outputs=[graph.tensors[i].describe() for i in op.outputs],
-            options=_options(op), param_bytes=sum(t.nbytes for t in consts), macs=macs[op.index],
+            options=_options(op), param_bytes=sum(t.nbytes for t in consts), macs=net.macs[op.index],
             supported=op.index not in by_op, problems=by_op.get(op.index, []),
         ))
-    scratch, weights = _lowered_sizes(graph)
-    plan = plan_memory(graph, scratch, alias_ops(graph))
     insp = Inspection(
         model=graph.source, sha256=graph.sha256, model_bytes=len(graph.model_bytes),
         inputs=[t.describe() for t in graph.input_tensors],
         outputs=[t.describe() for t in graph.output_tensors],
-        ops=rows, param_bytes=graph.const_bytes(), weights_bytes=weights, total_macs=sum(macs.values()),
-        arena_bytes=plan.arena_bytes, arena_exact=not problems,
-        problems=[str(p) for p in problems], supported_ops=sorted(registry),
+        ops=rows, param_bytes=graph.const_bytes(), weights_bytes=net.weights_bytes, total_macs=net.total_macs,
+        arena_bytes=net.arena_bytes, arena_exact=net.supported,
+        problems=[str(p) for p in net.problems], supported_ops=sorted(load_all()),
     )
-    if board is not None and not board.is_library:  # a library's memories are the user's
-        insp.fit = fit_board(insp, board)
+    if net.board is not None and not net.board.is_library:  # a library's memories are the user's
+        insp.fit = fit_board(insp, net.board)
     return insp
 
 
@@ -190,3 +169,15 @@ def fit_board(insp: Inspection, board: Any) -> Fit:
     return Fit(board=board.name, flash_size=board.flash_size, ram_size=board.ram_size,
                flash_min=flash_min, flash_max=flash_max, ram_min=ram_min, ram_max=ram_max,
                verdict=verdict, reason=reason)
+
+
+def require_fit(net: CompiledNetwork) -> Fit | None:
+    """The fit verdict of a network compiled for a board; a clear error when a
+    lower bound already exceeds the board (no build could fit)."""
+    if net.board is None:
+        return None
+    fit = inspect_network(net).fit
+    if fit is not None and fit.verdict == "does not fit":
+        raise TinyEdgeError(f"{Path(net.graph.source).name} does not fit {net.board.name}: {fit.reason}",
+                            "pick a board with more memory (`tinyedge boards`) or a smaller model")
+    return fit

@@ -18,7 +18,7 @@ import numpy as np
 
 from tinyedge import __version__
 from tinyedge.errors import TinyEdgeError
-from tinyedge.model import Graph, load_model
+from tinyedge.model import Graph
 from tinyedge.model.ir import DTYPES
 
 
@@ -30,7 +30,8 @@ class BenchRow:
     macs: int
     instructions: int
     ticks: int
-    exact: bool
+    exact: bool  # the output equals the oracle's (`oracle`)
+    oracle: str  # "tflite-micro <version>", or the TFLite interpreter for a model TFLM cannot run
     output_hex: str
     arena: int
     weights: int
@@ -68,27 +69,30 @@ def _baseline_for(rows: list[dict[str, Any]], model: str, core: str) -> dict[str
 
 def bench_model(model_path: Path, board_name: str, workdir: Path, baselines: list[dict[str, Any]],
                 log: Callable[[str], None] = lambda _m: None) -> BenchRow:
-    from tinyedge.boards import load_board
     from tinyedge.build import build_project
     from tinyedge.codegen.project import generate_project
+    from tinyedge.pipeline import compile_for_board
     from tinyedge.validate import validate_on_target
 
-    graph = load_model(model_path)
-    board = load_board(board_name)
+    net = compile_for_board(model_path, board_name)
+    board = net.board
+    assert board is not None
+    graph = net.graph
     if not board.qemu_machine:
         raise TinyEdgeError(f"board {board_name} cannot be benchmarked in QEMU", "pick an emulated board")
     project = workdir / f"{model_path.stem}-{board_name}"
     log(f"{model_path.stem} on {board_name}: generate, build")
-    proj = generate_project(graph, board_name, project)
+    proj = generate_project(net, project)
     built = build_project(project)
     assert built.memory is not None  # emulated boards build firmware, not a library
-    rep = validate_on_target(graph, board, built.elf, [baseline_input(graph)], workdir / "bench-report.json",
+    rep = validate_on_target(net, built.elf, [baseline_input(graph)], workdir / "bench-report.json",
                              asdict(built.memory), emulator="qemu", timeout=300.0)
     s = rep.samples[0]
     m = built.memory
     return BenchRow(
         model=model_path.stem, board=board_name, core=board.core, macs=proj.net.total_macs,
-        instructions=s.instructions or 0, ticks=s.ticks, exact=s.exact, output_hex=s.output_hex,
+        instructions=s.instructions or 0, ticks=s.ticks, exact=s.exact,
+        oracle=f"{rep.oracle['name']} {rep.oracle['version']}", output_hex=s.output_hex,
         arena=m.arena, weights=m.weights, code=m.flash_used - m.weights, flash=m.flash_used, ram=m.ram_used,
         baseline=_baseline_for(baselines, model_path.stem, board.core),
     )
@@ -105,7 +109,8 @@ def to_markdown(rows: list[BenchRow]) -> str:
         f"tinyedge {__version__}. Instructions per inference from SysTick under QEMU `-icount shift=0`",
         "(ticks x instructions per tick of the board), input `input[i] = (int8_t)((i*37 + 11) & 0xff)`",
         "as in the TFLite Micro baselines (../shared/baselines). Sizes from the linked ELF (arm-none-eabi-gcc -O2).",
-        "Ratios are tinyedge / TFLM: below 1 is better. \"exact\": the output equals the TFLite oracle's.",
+        "Ratios are tinyedge / TFLM: below 1 is better. \"exact\": every output byte equals what TensorFlow",
+        f"Lite Micro's interpreter computes ({', '.join(sorted({r.oracle for r in rows})) or 'tflite-micro'}).",
         "",
         "| model | board | MACs | instructions | vs TFLM ref | vs TFLM+CMSIS-NN | arena B | vs TFLM arena "
         "| code B (flash - weights) | vs TFLM code | weights B | exact |",

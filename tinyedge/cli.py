@@ -44,7 +44,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.version_option(__version__, prog_name="tinyedge")
 def main() -> None:
     """tinyedge: trained model -> int8 TFLite -> ahead-of-time C firmware for
-    Cortex-M -> validated bit-exact against TFLite, on a board or in QEMU.
+    Cortex-M -> validated exact with TensorFlow Lite Micro, on a board or in QEMU.
 
     \b
     Typical flow:
@@ -83,8 +83,12 @@ def convert(model: Path, output: Path, calibration: Path, validation: Path | Non
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
 @user_errors
 def inspect(model: Path, board: str | None, as_json: bool) -> None:
-    """Ops, tensors, parameters, MACs, arena size; does it fit a board?"""
-    from tinyedge.analysis import inspect_graph
+    """Ops, tensors, parameters, MACs, arena size; does it fit a board?
+
+    Exits 1 when the model has ops tinyedge cannot generate, or when it cannot
+    fit --board."""
+    from tinyedge.analysis import inspect_network
+    from tinyedge.compiler import compile
     from tinyedge.model import load_model
 
     b = None
@@ -92,12 +96,12 @@ def inspect(model: Path, board: str | None, as_json: bool) -> None:
         from tinyedge.boards import load_board
 
         b = load_board(board)
-    insp = inspect_graph(load_model(model), b)
+    insp = inspect_network(compile(load_model(model), b, strict=False))
     if as_json:
         click.echo(json.dumps(insp.to_dict(), indent=2))
     else:
         _print_inspection(insp)
-    if insp.problems:
+    if insp.problems or (insp.fit is not None and insp.fit.verdict == "does not fit"):
         sys.exit(1)
 
 
@@ -140,9 +144,9 @@ def _print_inspection(insp: Any) -> None:
 def generate(model: Path, board: str, output: Path) -> None:
     """Render a self-contained firmware project (builds with plain `make`)."""
     from tinyedge.codegen.project import generate_project
-    from tinyedge.model import load_model
+    from tinyedge.pipeline import compile_for_board
 
-    proj = generate_project(load_model(model), board, output)
+    proj = generate_project(compile_for_board(model, board), output)
     out.print(f"generated {proj.path} for {proj.board_name}: {len(proj.net.ops)} ops, "
               f"arena {proj.net.arena_bytes:,} B, {proj.net.total_macs:,} MACs", highlight=False)
     out.print(f"next: tinyedge build {proj.path}   (or: make -C {proj.path})", highlight=False)
@@ -189,13 +193,26 @@ def _print_memory(m: Any) -> None:
 @click.option("--report", type=click.Path(path_type=Path), default=Path("report.json"), show_default=True)
 @click.option("--project", type=click.Path(path_type=Path), default=None,
               help="firmware project dir (default: tinyedge_build/<model>-<board>)")
+@click.option("--firmware", type=click.Path(path_type=Path), default=None,
+              help="validate this already built firmware (ELF, or its project dir) as it is: no generate/build")
 @click.option("--resume", is_flag=True, help="keep samples already in --report and continue")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds to wait for the device")
+@click.option("--per-layer", "per_layer", is_flag=True,
+              help="compare every op's output on the device with the oracle, for one sample (--sample)")
+@click.option("--sample", "sample", type=int, default=0, show_default=True,
+              help="with --per-layer: which sample of --data/--random")
 @user_errors
 def validate(model: Path, board: str, emulator: str | None, port: str | None, data: Path | None,
-             n_random: int | None, seed: int, report: Path, project: Path | None, resume: bool,
-             timeout: float) -> None:
-    """Run the model on a device or emulator; compare every output with TFLite."""
+             n_random: int | None, seed: int, report: Path, project: Path | None, firmware: Path | None,
+             resume: bool, timeout: float, per_layer: bool, sample: int) -> None:
+    """Run the model on a device or emulator; compare every output with TensorFlow Lite Micro.
+
+    The oracle is the TFLM interpreter (PyPI tflite-micro): the pass criterion is
+    that every output byte equals its output. The TFLite interpreter's answer is
+    shown beside it as a second opinion. With --per-layer, the device runs the
+    network op by op and every op's output is compared, to find the first op
+    where the firmware and TFLM part ways.
+    """
     from tinyedge.pipeline import validate_model
 
     if (emulator is None) == (port is None):
@@ -211,9 +228,23 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, da
         cost = _latency(s.instructions, s.cycles, s.microseconds, s.ticks)
         out.print(f"sample {i + 1}/{n}: {mark}  {cost}", highlight=False)
 
+    def layer_progress(layer: Any) -> None:
+        mark = ("[green]exact[/]" if layer.exact else
+                f"[red]{layer.mismatches}/{layer.elements} differ, max {layer.max_abs_diff:g}[/]")
+        out.print(f"op {layer.op:>3} {layer.opcode:<24} out {layer.output} {layer.dtype}{layer.shape}: {mark}",
+                  highlight=False)
+
     rep = validate_model(model, board, emulator=emulator, port=port, data=data, n_random=n_random,
-                         seed=seed, report_path=report, project=project, resume=resume, timeout=timeout,
-                         progress=progress, log=lambda msg: out.print(msg, highlight=False))
+                         seed=seed, report_path=report, project=project, firmware=firmware, resume=resume,
+                         timeout=timeout, per_layer_sample=sample if per_layer else None, progress=progress,
+                         layer_progress=layer_progress, log=lambda msg: out.print(msg, highlight=False))
+    oracle = rep.oracle
+    if oracle["note"]:
+        out.print(f"[yellow]note:[/] {oracle['note']}", highlight=False)
+    oracle_name = f"{oracle['label']} ({oracle['name']} {oracle['version']})"
+    if rep.per_layer is not None:
+        _print_per_layer(rep.per_layer, oracle_name, report)
+        return
     s = rep.summary()
     verdict = "[bold green]PASS[/]" if rep.all_exact else "[bold red]FAIL[/]"
     if s["instructions_median"] is not None:
@@ -226,13 +257,27 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, da
         instr = f", {s['ticks_median']:,} SysTick ticks/inference"
     else:
         instr = ""
-    out.print(f"{verdict}: {s['exact']}/{s['samples']} samples bit-exact with the TFLite oracle{instr}",
-              highlight=False)
+    out.print(f"{verdict}: {s['exact']}/{s['samples']} samples exact with {oracle_name}{instr}", highlight=False)
+    second = rep.second_opinion_summary()
+    if second is not None and rep.second_opinion is not None:
+        name = f"{rep.second_opinion['name']} {rep.second_opinion['version']}"
+        if second["elements_differing"]:
+            out.print(f"second opinion, the TFLite interpreter ({name}; not the pass criterion): "
+                      f"{second['samples_differing']}/{second['samples']} samples differ from it, "
+                      f"{second['elements_differing']:,} output elements, by up to {second['max_abs_diff']:g}",
+                      highlight=False)
+        else:
+            out.print(f"second opinion, the TFLite interpreter ({name}): agrees on every output", highlight=False)
     m = rep.memory
     if m:
         out.print(f"flash {m['flash_used']:,} B, RAM {m['ram_used']:,} B (arena {m['arena']:,} B); "
                   f"report: {report}", highlight=False)
     if not rep.all_exact:
+        first = rep.first_mismatch
+        target = f"--emulator {emulator}" if emulator else f"--port {port}"
+        inputs = f"--data {data}" if data is not None else f"--random {n_random} --seed {seed}"
+        err.print(f"[yellow]hint:[/] find the first op that differs: tinyedge validate {model} --board {board} "
+                  f"{target} {inputs} --per-layer --sample {first}", highlight=False, soft_wrap=True)
         sys.exit(1)
 
 
@@ -243,6 +288,22 @@ def _latency(instructions: int | None, cycles: int | None, micros: float | None,
     if cycles is not None:
         return f"{cycles:,} cycles" + (f" = {micros:,.1f} µs" if micros is not None else "")
     return f"{ticks:,} ticks"
+
+
+def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) -> None:
+    layers = per_layer["layers"]
+    first = per_layer["first_mismatch"]
+    if first is None:
+        out.print(f"[bold green]PASS[/]: all {len(layers)} op outputs of sample {per_layer['sample']} are exact "
+                  f"with {oracle_name}; report: {report}", highlight=False)
+        return
+    row = next(r for r in layers if r["op"] == first["op"] and r["output"] == first["output"])
+    bad = sum(1 for r in layers if not r["exact"])
+    out.print(f"[bold red]FAIL[/]: op {row['op']} ({row['opcode']}) is the first op whose output differs from "
+              f"{oracle_name}: output {row['output']} {row['dtype']}{row['shape']} ({row['name'] or 'unnamed'}), "
+              f"{row['mismatches']:,} of {row['elements']:,} elements differ, by up to {row['max_abs_diff']:g}; "
+              f"{bad} op output(s) differ in all; report: {report}", highlight=False)
+    sys.exit(1)
 
 
 # ---------------------------------------------------------------- run
@@ -270,7 +331,8 @@ def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port:
                    io="int8")
     ctx.invoke(validate, model=tflite_path, board=board, emulator=emulator, port=port, data=data,
                n_random=n_random, seed=0, report=outdir / "report.json",
-               project=outdir / f"{tflite_path.stem}-{board}", resume=False, timeout=60.0)
+               project=outdir / f"{tflite_path.stem}-{board}", firmware=None, resume=False, timeout=60.0,
+               per_layer=False, sample=0)
 
 
 # ---------------------------------------------------------------- bench

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from tinyedge import protocol as p
 from tinyedge.errors import TinyEdgeError
@@ -140,16 +140,36 @@ class DeviceClient:
 
     def infer(self, inputs: list[bytes]) -> InferResult:
         """Write the inputs, run the network once, read the outputs."""
+        self.write_inputs(inputs)
+        info = self.info or self.hello()
+        ticks, cycles = p.parse_timing(self._request(Cmd.RUN, timeout=self.run_timeout))
+        outputs = [self._read_output(info, index, spec.bytes)
+                   for index, spec in enumerate(info.outputs)]
+        return InferResult(outputs, ticks, cycles)
+
+    def run_until(self, last_op: int) -> InferResult:
+        """Run ops 0..``last_op`` from the initial state on the inputs already written
+        (per-layer comparison); no outputs are read."""
+        ticks, cycles = p.parse_timing(self._request(Cmd.RUN_UNTIL, p.run_until_request(last_op),
+                                                     timeout=self.run_timeout))
+        return InferResult([], ticks, cycles)
+
+    def write_inputs(self, inputs: list[bytes]) -> None:
+        """Write every input tensor, in chunks."""
         info = self.info or self.hello()
         self._check_inputs(info, inputs)
         chunk = p.write_chunk_size(info.max_payload)
         for index, data in enumerate(inputs):
             for offset in range(0, len(data), chunk):
                 self._request(Cmd.WRITE, p.write_request(index, offset, data[offset:offset + chunk]))
-        ticks, cycles = p.parse_timing(self._request(Cmd.RUN, timeout=self.run_timeout))
-        outputs = [self._read_output(info, index, spec.bytes)
-                   for index, spec in enumerate(info.outputs)]
-        return InferResult(outputs, ticks, cycles)
+
+    def op_info(self, entry: int) -> tuple[int, int, int]:
+        """Entry ``entry`` of the firmware's op-output table: (op, output number, bytes)."""
+        return p.parse_op_info(self._request(Cmd.OP_INFO, p.op_info_request(entry)))
+
+    def read_op_output(self, entry: int, nbytes: int) -> bytes:
+        """The bytes of op-output table entry ``entry`` as the last run left them."""
+        return self._read_chunked(Cmd.READ_OP, p.read_op_request, entry, nbytes)
 
     def calibrate(self, iterations: int = 1_000_000) -> Calibration:
         """Time a loop of exactly ``2 * iterations`` instructions on the device."""
@@ -177,13 +197,19 @@ class DeviceClient:
                     "quantize the input to the model's input type and shape")
 
     def _read_output(self, info: DeviceInfo, index: int, nbytes: int) -> bytes:
+        return self._read_chunked(Cmd.READ, p.read_request, index, nbytes)
+
+    def _read_chunked(self, cmd: Cmd, make_request: Callable[[int, int, int], bytes], index: int,
+                      nbytes: int) -> bytes:
+        """``nbytes`` of tensor ``index``, one READ-like request per chunk that fits a frame."""
+        info = self.info or self.hello()
         chunk = p.read_chunk_size(info.max_payload)
         out = bytearray()
         for offset in range(0, nbytes, chunk):
             n = min(chunk, nbytes - offset)
-            data = self._request(Cmd.READ, p.read_request(index, offset, n))
+            data = self._request(cmd, make_request(index, offset, n))
             if len(data) != n:
-                raise p.ProtocolError(f"READ returned {len(data)} bytes, asked for {n}")
+                raise p.ProtocolError(f"{_cmd_name(cmd)} returned {len(data)} bytes, asked for {n}")
             out += data
         return bytes(out)
 

@@ -18,7 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
-from tinyedge.codegen.network import build_network, render_network_files, write_files
+from tinyedge.codegen.network import render_network_files, write_files
+from tinyedge.compiler import CompiledNetwork, compile
 from tinyedge.errors import TinyEdgeError
 from tinyedge.model import Graph, load_model
 from tinyedge.model.ir import DTYPES
@@ -99,11 +100,14 @@ def runtime_objects(cc: str) -> list[Path]:
 class HostNetwork:
     """A network compiled for the host, ready to run samples."""
 
-    def __init__(self, model: Graph | str | Path, workdir: str | Path, cc: str = "cc") -> None:
-        self.graph = model if isinstance(model, Graph) else load_model(model)
+    def __init__(self, model: CompiledNetwork | Graph | str | Path, workdir: str | Path, cc: str = "cc") -> None:
+        if isinstance(model, CompiledNetwork):
+            self.net = model
+        else:
+            self.net = compile(model if isinstance(model, Graph) else load_model(model))
+        self.graph = self.net.graph
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.net = build_network(self.graph)
         name = Path(self.graph.source).stem if self.graph.source != "<bytes>" else "model"
         write_files(self.workdir, render_network_files(self.net, name))
         copy_runtime(self.workdir)
@@ -159,5 +163,5 @@ class HostNetwork:
         return self.run_many([inputs])[0]
 
 
-def run_on_host(model: Graph | str | Path, inputs: Sequence[np.ndarray], workdir: str | Path) -> list[np.ndarray]:
+def run_on_host(model: CompiledNetwork | Graph | str | Path, inputs: Sequence[np.ndarray], workdir: str | Path) -> list[np.ndarray]:
     return HostNetwork(model, workdir).run(inputs)

@@ -1,4 +1,4 @@
-"""The steps chained: generate + build (when needed) + validate on a target."""
+"""The steps chained: compile + generate + build (when needed) + validate on a target."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from typing import Callable
 
 import numpy as np
 
+from tinyedge.build import MemoryReport
+from tinyedge.compiler import CompiledNetwork
 from tinyedge.errors import TinyEdgeError
 from tinyedge.model import Graph, load_model
 from tinyedge.model.ir import DTYPES
+from tinyedge.perlayer import LayerResult
 from tinyedge.validate import ProgressFn, ValidationReport, validate_on_target
 
 LogFn = Callable[[str], None]
@@ -35,25 +38,35 @@ def load_samples(graph: Graph, path: Path) -> list[list[np.ndarray]]:
     return load_model_inputs(path, graph)
 
 
+def compile_for_board(model: Path, board_name: str) -> CompiledNetwork:
+    """Load, check, lower and plan a model for a board; refuse one that cannot fit."""
+    from tinyedge.analysis import require_fit
+    from tinyedge.boards import load_board
+    from tinyedge.compiler import compile
+
+    net = compile(load_model(model), load_board(board_name))  # unsupported ops: before anything is written
+    require_fit(net)
+    return net
+
+
 def validate_model(model: Path, board_name: str, *, emulator: str | None, port: str | None,
                    data: Path | None, n_random: int | None, seed: int, report_path: Path,
-                   project: Path | None = None, resume: bool = False, timeout: float = 60.0,
-                   progress: ProgressFn | None = None, log: LogFn | None = None) -> ValidationReport:
-    from tinyedge.analysis import inspect_graph
-    from tinyedge.boards import load_board
-    from tinyedge.build import build_project
-    from tinyedge.codegen.lower import require_supported
-    from tinyedge.codegen.project import generate_project
+                   project: Path | None = None, firmware: Path | None = None, resume: bool = False,
+                   timeout: float = 60.0, per_layer_sample: int | None = None,
+                   progress: ProgressFn | None = None, layer_progress: Callable[[LayerResult], None] | None = None,
+                   log: LogFn | None = None) -> ValidationReport:
+    """Generate and build (unless ``firmware`` names an already built ELF or project),
+    then validate on the target."""
+    from tinyedge.build import build_project, memory_report
 
     say = log or (lambda _msg: None)
-    graph = load_model(model)
-    board = load_board(board_name)
-    require_supported(graph)  # unsupported ops: say so before anything is generated
-    fit = inspect_graph(graph, board).fit
-    if fit is not None and fit.verdict == "does not fit":  # a lower bound: no build can fit
-        raise TinyEdgeError(f"{model.name} does not fit {board.name}: {fit.reason}",
-                            "pick a board with more memory (`tinyedge boards`) or a smaller model")
-    samples = load_samples(graph, data) if data is not None else random_samples(graph, n_random or 0, seed)
+    net = compile_for_board(model, board_name)
+    board = net.board
+    assert board is not None
+    samples = load_samples(net.graph, data) if data is not None else random_samples(net.graph, n_random or 0, seed)
+    if per_layer_sample is not None and not 0 <= per_layer_sample < len(samples):
+        raise TinyEdgeError(f"--sample {per_layer_sample} is outside the {len(samples)} sample(s) given",
+                            f"pick a sample from 0 to {len(samples) - 1}")
     if board.is_library:
         # The library runs inside the user's firmware, built and flashed by them:
         # nothing to generate or build here, only a serial port to talk to.
@@ -61,17 +74,31 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
             raise TinyEdgeError(f"{board.name} is a library for your own firmware: there is "
                                 "nothing tinyedge can run in an emulator",
                                 "flash your firmware (with te_server_run()) and pass --port")
-        say(f"validating {len(samples)} samples on {port} (your firmware with the {board.name} library)")
-        return validate_on_target(graph, board, None, samples, report_path, {}, port=port,
-                                  resume=resume, timeout=timeout, progress=progress)
-    project = project or default_project_dir(model, board.name)
-    say(f"generating {project} for {board.name}")
-    generate_project(graph, board.name, project)
-    say("building (make)")
-    built = build_project(project)
+        say(f"validating on {port} (your firmware with the {board.name} library)")
+        return validate_on_target(net, None, samples, report_path, {}, port=port, resume=resume,
+                                  timeout=timeout, progress=progress, per_layer_sample=per_layer_sample,
+                                  layer_progress=layer_progress)
+    memory: MemoryReport | None
+    if firmware is not None:
+        elf = firmware / "build" / "firmware.elf" if firmware.is_dir() else firmware
+        if not elf.is_file():
+            raise TinyEdgeError(f"no firmware at {elf}", "give the built firmware.elf or its project directory")
+        memory = memory_report(elf, board.flash_size, board.ram_size)
+        say(f"using the firmware {elf} as built")
+    else:
+        from tinyedge.codegen.project import generate_project
+
+        project = project or default_project_dir(model, board.name)
+        say(f"generating {project} for {board.name}")
+        generate_project(net, project)
+        say("building (make)")
+        built = build_project(project)
+        elf, memory = built.elf, built.memory
     target = f"QEMU {board.qemu_machine}" if emulator == "qemu" else (emulator or port or "")
-    say(f"validating {len(samples)} samples on {target}")
-    return validate_on_target(graph, board, built.elf, samples, report_path,
-                              asdict(built.memory) if built.memory else {},
-                              emulator=emulator, port=port, resume=resume, timeout=timeout,
-                              progress=progress)
+    what = (f"every op's output for sample {per_layer_sample}" if per_layer_sample is not None
+            else f"{len(samples)} samples")
+    say(f"validating {what} on {target}")
+    return validate_on_target(net, elf, samples, report_path, asdict(memory) if memory else {},
+                              emulator=emulator, port=port,
+                              resume=resume, timeout=timeout, progress=progress,
+                              per_layer_sample=per_layer_sample, layer_progress=layer_progress)

@@ -22,7 +22,7 @@ from typing import Any
 
 from tinyedge.errors import TinyEdgeError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: RUN_UNTIL, OP_INFO, READ_OP (per-layer comparison)
 FRAME_HEADER = 3          # cmd + seq
 FRAME_CRC = 4
 FRAME_OVERHEAD = FRAME_HEADER + FRAME_CRC
@@ -39,6 +39,9 @@ class Cmd(IntEnum):
     READ = 0x05
     CALIBRATE = 0x06
     ECHO = 0x07
+    RUN_UNTIL = 0x08
+    OP_INFO = 0x09
+    READ_OP = 0x0A
 
 
 class Msg(IntEnum):
@@ -256,6 +259,24 @@ def tensor_info_request(is_output: bool, index: int) -> bytes:
 
 def calibrate_request(iterations: int) -> bytes:
     return struct.pack("<I", iterations)
+
+
+def run_until_request(last_op: int) -> bytes:
+    return struct.pack("<H", last_op)
+
+
+def op_info_request(entry: int) -> bytes:
+    return struct.pack("<H", entry)
+
+
+def parse_op_info(payload: bytes) -> tuple[int, int, int]:
+    """OP_INFO response: (op index, output number, bytes)."""
+    op, output, nbytes = _Cursor(payload, "OP_INFO").take("<HBI")
+    return op, output, nbytes
+
+
+def read_op_request(entry: int, offset: int, length: int) -> bytes:
+    return struct.pack("<HIH", entry, offset, length)
 
 
 def parse_timing(payload: bytes) -> tuple[int, int]:

@@ -1,10 +1,14 @@
-"""Validate firmware on a device or emulator against the TFLite oracle.
+"""Validate firmware on a device or emulator against the oracle (TensorFlow Lite Micro).
 
-Flow: (re)generate and build the project if needed, start the emulator (or
-open the serial port), HELLO (the device must run this very model), then for
-each sample send the input, read the output and the tick count, and compare
-with the oracle on the same input. The report is rewritten after every sample
-so an interrupted run loses nothing, and ``resume`` picks up where it stopped.
+Flow: start the emulator (or open the serial port), HELLO (the device must
+run this very model), then for each sample send the input, read the output
+and the tick count, and compare with the oracle on the same input -- TFLM,
+or the TFLite interpreter where TFLM cannot run the model (see
+:func:`tinyedge.oracle.choose_oracle`; the report says which). The TFLite
+interpreter also gives a second opinion: how many output elements differ from
+it, for users who measured accuracy in TFLite; it never decides pass or fail.
+The report is rewritten after every sample so an interrupted run loses
+nothing, and ``resume`` picks up where it stopped.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from tinyedge import __version__
+from tinyedge.compiler import CompiledNetwork
 from tinyedge.errors import TinyEdgeError
 from tinyedge.model import Graph
 from tinyedge.model.ir import DTYPES
+from tinyedge.oracle import OracleChoice, TfliteInterpreter, choose_oracle
+from tinyedge.perlayer import LayerResult, compare_layers
 
 ProgressFn = Callable[[int, int, "SampleResult"], None]
+REPORT_FORMAT = 2  # 2: oracle, second_opinion, per_layer
 
 
 @dataclass
@@ -38,6 +46,10 @@ class SampleResult:
     input_sha256: str
     output_hex: str
     oracle_hex: str
+    # second opinion (the TFLite interpreter), when the oracle is TFLM: output
+    # elements of the device that differ from it, and by how much; None when not run
+    tflite_mismatches: int | None = None
+    tflite_max_abs_diff: float | None = None
     cycles: int | None = None  # real boards (DWT) and libraries (port layer): CPU cycles
     microseconds: float | None = None  # cycles at the clock HELLO reported (when known)
 
@@ -68,12 +80,32 @@ class ValidationReport:
     tinyedge_version: str
     device: dict[str, Any]
     memory: dict[str, Any]
+    oracle: dict[str, Any]  # name, version, is_tflm, note
+    second_opinion: dict[str, Any] | None  # name, version of the TFLite interpreter; None if not run
     samples: list[SampleResult] = field(default_factory=list)
     complete: bool = False
+    per_layer: dict[str, Any] | None = None
 
     @property
     def all_exact(self) -> bool:
         return bool(self.samples) and all(s.exact for s in self.samples)
+
+    @property
+    def first_mismatch(self) -> int | None:
+        return next((s.index for s in self.samples if not s.exact), None)
+
+    def second_opinion_summary(self) -> dict[str, Any] | None:
+        """Across the run: samples and output elements where the device differs from
+        the TFLite interpreter, and the largest difference."""
+        checked = [s for s in self.samples if s.tflite_mismatches is not None]
+        if self.second_opinion is None or not checked:
+            return None
+        return {
+            "samples": len(checked),
+            "samples_differing": sum(1 for s in checked if s.tflite_mismatches),
+            "elements_differing": sum(int(s.tflite_mismatches or 0) for s in checked),
+            "max_abs_diff": max(float(s.tflite_max_abs_diff or 0.0) for s in checked),
+        }
 
     def summary(self) -> dict[str, Any]:
         ticks = [s.ticks for s in self.samples]
@@ -95,7 +127,9 @@ class ValidationReport:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["format_version"] = REPORT_FORMAT
         d["summary"] = self.summary()
+        d["second_opinion_summary"] = self.second_opinion_summary()
         d["all_exact"] = self.all_exact
         return d
 
@@ -182,9 +216,18 @@ def check_device(info: Any, graph: Graph) -> None:
         )
 
 
+def _device_arrays(graph: Graph, sample: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [np.ascontiguousarray(np.asarray(x, dtype=_np_dtype(t.dtype)).reshape(t.shape))
+            for x, t in zip(sample, graph.input_tensors, strict=True)]
+
+
+def oracle_info(choice: OracleChoice) -> dict[str, Any]:
+    return {"name": choice.oracle.name, "version": choice.oracle.version, "is_tflm": choice.is_tflm,
+            "label": choice.label, "note": choice.note}
+
+
 def validate_on_target(
-    graph: Graph,
-    board: Any,
+    net: CompiledNetwork,
     elf: Path | None,
     samples: Sequence[Sequence[np.ndarray]],
     report_path: Path,
@@ -194,10 +237,17 @@ def validate_on_target(
     resume: bool = False,
     timeout: float = 60.0,
     progress: ProgressFn | None = None,
+    per_layer_sample: int | None = None,
+    layer_progress: Callable[[LayerResult], None] | None = None,
 ) -> ValidationReport:
-    from tinyedge.oracle import Oracle
-
-    oracle = Oracle(graph.model_bytes)
+    """Validate ``samples`` on the target; with ``per_layer_sample``, compare every
+    op's output for that one sample instead."""
+    graph = net.graph
+    board = net.board
+    if board is None:
+        raise ValueError("validate_on_target needs a network compiled for a board")
+    choice = choose_oracle(graph.model_bytes, [op.opcode for op in graph.operators])
+    second: TfliteInterpreter | None = TfliteInterpreter(graph.model_bytes) if choice.is_tflm else None
     done: dict[int, SampleResult] = {}
     if resume and report_path.exists():
         old = json.loads(report_path.read_text())
@@ -212,27 +262,37 @@ def validate_on_target(
         check_device(info, graph)
         report = ValidationReport(
             model=Path(graph.source).name, model_sha256=graph.sha256, board=board.name, target=target,
-            tinyedge_version=__version__, device=_plain(info), memory=memory,
+            tinyedge_version=__version__, device=_plain(info), memory=memory, oracle=oracle_info(choice),
+            second_opinion=None if second is None else {"name": second.name, "version": second.version},
         )
+        if per_layer_sample is not None:
+            arrays = _device_arrays(graph, samples[per_layer_sample])
+            result = compare_layers(net, client, choice, per_layer_sample, arrays, layer_progress)
+            report.per_layer = result.to_dict()
+            report.complete = True
+            report.write(report_path)
+            return report
         for i, sample in enumerate(samples):
             digest = sample_inputs_sha(sample)
             if i in done and done[i].input_sha256 == digest:
                 report.samples.append(done[i])
                 continue
-            arrays = [np.ascontiguousarray(np.asarray(x, dtype=_np_dtype(t.dtype)).reshape(t.shape))
-                      for x, t in zip(sample, graph.input_tensors, strict=True)]
+            arrays = _device_arrays(graph, sample)
             result = client.infer([a.tobytes() for a in arrays])
-            oracle.reset()  # each sample starts from the initial state, as te_network_reset() on the device
-            refs = oracle.run(arrays)
-            exact, mism, maxdiff = True, 0, 0.0
-            for out, ref in zip(result.outputs, refs, strict=True):
-                e, m, d = compare(out, ref)
-                exact, mism, maxdiff = exact and e, mism + m, max(maxdiff, d)
+            choice.oracle.reset()  # each sample starts from the initial state, as te_network_reset() on the device
+            refs = choice.oracle.run(arrays)
+            exact, mism, maxdiff = _compare_all(result.outputs, refs)
+            tfl_mism: int | None = None
+            tfl_diff: float | None = None
+            if second is not None:
+                second.reset()
+                _, tfl_mism, tfl_diff = _compare_all(result.outputs, second.run(arrays))
             cyc = latency_cycles(timer, int(result.ticks), int(result.cycles))
             res = SampleResult(
                 index=i, exact=exact, mismatches=mism, max_abs_diff=maxdiff, ticks=int(result.ticks),
                 instructions=int(round(result.ticks * ipt)) if ipt else None, input_sha256=digest,
                 output_hex=b"".join(result.outputs).hex(), oracle_hex=b"".join(r.tobytes() for r in refs).hex(),
+                tflite_mismatches=tfl_mism, tflite_max_abs_diff=tfl_diff,
                 cycles=cyc, microseconds=cyc * 1e6 / info.clock_hz if cyc is not None and info.clock_hz else None,
             )
             report.samples.append(res)
@@ -242,6 +302,14 @@ def validate_on_target(
     report.complete = True
     report.write(report_path)
     return report
+
+
+def _compare_all(outputs: Sequence[bytes], refs: Sequence[np.ndarray]) -> tuple[bool, int, float]:
+    exact, mism, maxdiff = True, 0, 0.0
+    for out, ref in zip(outputs, refs, strict=True):
+        e, m, d = compare(out, ref)
+        exact, mism, maxdiff = exact and e, mism + m, max(maxdiff, d)
+    return exact, mism, maxdiff
 
 
 def _plain(obj: Any) -> Any:

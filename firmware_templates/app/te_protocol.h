@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TE_PROTO_VERSION 1u
+#define TE_PROTO_VERSION 2u
 
 #ifndef TE_PROTO_MAX_PAYLOAD
 #define TE_PROTO_MAX_PAYLOAD 256u
@@ -37,7 +37,10 @@ enum {
     TE_CMD_RUN = 0x04,         /* -> u64 ticks, u32 cycles */
     TE_CMD_READ = 0x05,        /* u8 output, u32 offset, u16 length -> data */
     TE_CMD_CALIBRATE = 0x06,   /* u32 iterations -> u64 ticks, u32 cycles */
-    TE_CMD_ECHO = 0x07         /* data -> the same data */
+    TE_CMD_ECHO = 0x07,        /* data -> the same data */
+    TE_CMD_RUN_UNTIL = 0x08,   /* u16 last_op -> u64 ticks, u32 cycles (ops 0..last_op) */
+    TE_CMD_OP_INFO = 0x09,     /* u16 entry -> u16 op, u8 output, u32 bytes */
+    TE_CMD_READ_OP = 0x0A      /* u16 entry, u32 offset, u16 length -> data */
 };
 
 #define TE_RSP_FLAG 0x80u

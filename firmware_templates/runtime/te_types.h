@@ -31,4 +31,13 @@ typedef struct {
     int32_t zero_point;
 } te_tensor_info_t;
 
+/* One operator output, for the per-layer comparison (protocol READ_OP):
+ * where op `op`'s output number `output` lives while the network runs. */
+typedef struct {
+    uint16_t op;
+    uint8_t output;
+    const void *data;         /* in the arena (valid until a later op reuses it) */
+    uint32_t bytes;
+} te_op_output_t;
+
 #endif /* TE_TYPES_H */

@@ -1,4 +1,7 @@
-"""Check a graph against the op registry and lower every operator to C."""
+"""Check a graph against the op registry: every reason it cannot be generated.
+
+Lowering itself happens once per run, in :func:`tinyedge.compiler.compile`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from dataclasses import dataclass
 from tinyedge.errors import TinyEdgeError
 from tinyedge.model.ir import Graph, Operator
 from tinyedge.ops import load_all
-from tinyedge.ops.base import LowerCtx, Lowered, OpSpec
+from tinyedge.ops.base import Lowered, OpSpec
 
 
 @dataclass(frozen=True)
@@ -43,13 +46,12 @@ def check_graph(graph: Graph) -> list[Problem]:
             problems.append(Problem(op.index, op.opcode, reason))
     for t in graph.input_tensors + graph.output_tensors:
         if t.dtype not in SUPPORTED_IO_DTYPES:
-            problems.append(Problem(-1, "GRAPH", f"tensor {t.name} has unsupported dtype {t.dtype}"))
+            problems.append(Problem(-1, "GRAPH", f"tensor {t.name or t.index} has unsupported dtype {t.dtype}"))
     return problems
 
 
-def require_supported(graph: Graph) -> None:
-    """Raise one clear error naming every unsupported op or option."""
-    problems = check_graph(graph)
+def raise_problems(graph: Graph, problems: list[Problem]) -> None:
+    """One clear error naming every unsupported op or option (nothing when there are none)."""
     if not problems:
         return
     first = problems[0]
@@ -65,23 +67,6 @@ def require_supported(graph: Graph) -> None:
     )
 
 
-def lower_graph(graph: Graph) -> list[LoweredOp]:
-    require_supported(graph)
-    registry = load_all()
-    out: list[LoweredOp] = []
-    for op in graph.operators:
-        spec = registry[op.opcode]
-        out.append(LoweredOp(op, spec, spec.lower(op, LowerCtx(graph, op))))
-    return out
-
-
-def alias_ops(graph: Graph) -> set[int]:
-    registry = load_all()
-    return {op.index for op in graph.operators
-            if op.opcode in registry and registry[op.opcode].alias_input}
-
-
-def count_macs(graph: Graph) -> dict[int, int]:
-    registry = load_all()
-    return {op.index: (registry[op.opcode].macs(op, graph) if op.opcode in registry else 0)
-            for op in graph.operators}
+def require_supported(graph: Graph) -> None:
+    """Raise one clear error naming every unsupported op or option."""
+    raise_problems(graph, check_graph(graph))

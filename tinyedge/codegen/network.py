@@ -1,4 +1,4 @@
-"""Render network.c/.h and model_data.c/.h for one graph.
+"""Render network.c/.h and model_data.c/.h for one compiled network.
 
 Everything a template prints is prepared here: the templates only lay out
 text. Output is a pure function of the model bytes and the tinyedge version,
@@ -7,49 +7,22 @@ so generation is reproducible byte for byte.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tinyedge import __version__
-from tinyedge.codegen.lower import LoweredOp, alias_ops, count_macs, lower_graph
 from tinyedge.codegen.render import render_template
+from tinyedge.compiler import CompiledNetwork
 from tinyedge.model.ir import DTYPE_SIZES, Graph, Tensor
 from tinyedge.ops.base import c_array_literal
-from tinyedge.planner import MemoryPlan, plan_memory
 from tinyedge.resources import templates_dir
 
 C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
            "float32": "float", "int64": "int64_t", "bool": "uint8_t"}
 DTYPE_ENUM = {"float32": "TE_DTYPE_FLOAT32", "int32": "TE_DTYPE_INT32", "uint8": "TE_DTYPE_UINT8",
               "int16": "TE_DTYPE_INT16", "int8": "TE_DTYPE_INT8"}
-
-
-@dataclass
-class NetworkCode:
-    """The lowered, planned network: what the templates and reports need."""
-
-    graph: Graph
-    ops: list[LoweredOp]
-    plan: MemoryPlan
-    macs: dict[int, int]
-
-    @property
-    def arena_bytes(self) -> int:
-        return self.plan.arena_bytes
-
-    @property
-    def total_macs(self) -> int:
-        return sum(self.macs.values())
-
-
-def build_network(graph: Graph) -> NetworkCode:
-    ops = lower_graph(graph)
-    scratch = {lo.op.index: lo.lowered.scratch_bytes for lo in ops if lo.lowered.scratch_bytes}
-    plan = plan_memory(graph, scratch, alias_ops(graph))
-    return NetworkCode(graph, ops, plan, count_macs(graph))
 
 
 def short_name(name: str, limit: int = 48) -> str:
@@ -64,7 +37,7 @@ def _shape(t: Tensor) -> str:
     return "x".join(str(d) for d in t.shape) or "1"
 
 
-def _tensor_macros(net: NetworkCode) -> list[dict[str, str]]:
+def _tensor_macros(net: CompiledNetwork) -> list[dict[str, str]]:
     rows = []
     for t_index in sorted(net.plan.tensor_offsets):
         t = net.graph.tensors[t_index]
@@ -98,7 +71,7 @@ def _c_literal(v: Any) -> str:
     return str(v)
 
 
-def _op_blocks(net: NetworkCode) -> list[dict[str, Any]]:
+def _op_blocks(net: CompiledNetwork) -> list[dict[str, Any]]:
     blocks = []
     for lo in net.ops:
         low = lo.lowered
@@ -135,7 +108,7 @@ def _op_blocks(net: NetworkCode) -> list[dict[str, Any]]:
     return blocks
 
 
-def _io_info(net: NetworkCode, indices: list[int]) -> list[dict[str, Any]]:
+def _io_info(net: CompiledNetwork, indices: list[int]) -> list[dict[str, Any]]:
     rows = []
     for t_index in indices:
         t = net.graph.tensors[t_index]
@@ -156,6 +129,17 @@ def _io_info(net: NetworkCode, indices: list[int]) -> list[dict[str, Any]]:
     return rows
 
 
+def _op_outputs(net: CompiledNetwork) -> list[dict[str, Any]]:
+    """te_network_op_outputs[]: every output of every op, in op order."""
+    rows = []
+    for lo in net.ops:
+        for k, t_index in enumerate(lo.op.outputs):
+            t = net.graph.tensors[t_index]
+            rows.append({"op": lo.op.index, "output": k, "macro": f"T{t_index}", "bytes": t.nbytes,
+                         "comment": f"{lo.op.opcode} -> {short_name(t.name) or f't{t_index}'} {t.dtype}[{_shape(t)}]"})
+    return rows
+
+
 def _hex_body(data: bytes, per_line: int = 16) -> str:
     lines = []
     for i in range(0, len(data), per_line):
@@ -169,7 +153,7 @@ def runtime_headers() -> list[str]:
     return sorted(p.name for p in (templates_dir() / "runtime").glob("te_*.h") if p.name not in skip)
 
 
-def render_network_files(net: NetworkCode, model_name: str) -> dict[str, str]:
+def render_network_files(net: CompiledNetwork, model_name: str) -> dict[str, str]:
     """network.c, network.h, model_data.c, model_data.h as text."""
     g = net.graph
     ctx: dict[str, Any] = {
@@ -184,6 +168,7 @@ def render_network_files(net: NetworkCode, model_name: str) -> dict[str, str]:
         "ops": _op_blocks(net),
         "inputs": _io_info(net, g.inputs),
         "outputs": _io_info(net, g.outputs),
+        "op_outputs": _op_outputs(net),
         "sha_bytes": ", ".join(f"0x{b:02x}" for b in bytes.fromhex(g.sha256)),
         "runtime_headers": runtime_headers(),
     }
@@ -212,5 +197,4 @@ def io_sizes(graph: Graph) -> tuple[list[int], list[int]]:
             [graph.tensors[i].nbytes for i in graph.outputs])
 
 
-__all__ = ["NetworkCode", "build_network", "render_network_files", "write_files", "io_sizes",
-           "DTYPE_SIZES"]
+__all__ = ["render_network_files", "write_files", "io_sizes", "DTYPE_SIZES"]

@@ -14,19 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyedge import __version__
+from tinyedge.boards import firmware_files
 from tinyedge.build import MANIFEST
-from tinyedge.codegen.network import NetworkCode, build_network, render_network_files, write_files
+from tinyedge.codegen.network import render_network_files, write_files
 from tinyedge.codegen.render import render_template
+from tinyedge.compiler import CompiledNetwork
 from tinyedge.errors import TinyEdgeError
 from tinyedge.hostrun import copy_runtime
-from tinyedge.model import Graph
 from tinyedge.resources import templates_dir
 
 
 @dataclass
 class Project:
     path: Path
-    net: NetworkCode
+    net: CompiledNetwork
     board_name: str
 
 
@@ -38,13 +39,15 @@ def _check_outdir(outdir: Path) -> None:
                             "choose an empty or new directory for -o")
 
 
-def generate_project(graph: Graph, board_name: str, outdir: str | Path, model_name: str | None = None) -> Project:
-    from tinyedge.boards import firmware_files, load_board
-
-    board = load_board(board_name)
+def generate_project(net: CompiledNetwork, outdir: str | Path, model_name: str | None = None) -> Project:
+    """Write the firmware project for a network compiled for a board."""
+    board = net.board
+    if board is None:
+        raise ValueError("generate_project needs a network compiled for a board")
+    net.require_supported()  # nothing is written for a graph that cannot be generated
+    graph = net.graph
     outdir = Path(outdir)
     _check_outdir(outdir)
-    net = build_network(graph)  # raises on unsupported ops before anything is written
     name = model_name or (Path(graph.source).stem if graph.source != "<bytes>" else "model")
     outdir.mkdir(parents=True, exist_ok=True)
 

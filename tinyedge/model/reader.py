@@ -48,6 +48,18 @@ def _read_options(table_obj: Any) -> dict[str, Any]:
     return out
 
 
+def _text(raw: bytes | None) -> str:
+    """A flatbuffer string field; absent and empty strings (TFLM's own test
+    models leave tensor names out) both read as ""."""
+    return raw.decode(errors="replace") if raw else ""
+
+
+def _ints(length: int, as_numpy: Any) -> list[int]:
+    """A flatbuffer int vector; the generated ``...AsNumpy()`` returns 0, not an
+    empty array, when the vector is absent."""
+    return [int(x) for x in as_numpy()] if length else []
+
+
 def read_model(data: bytes, source: str = "<bytes>") -> Graph:
     """Parse the bytes of a .tflite model into a :class:`Graph` (subgraph 0)."""
     import tflite  # the flatbuffer schema package; small, no TensorFlow
@@ -83,7 +95,7 @@ def _build_graph(model: Any, data: bytes, source: str, tflite: Any) -> Graph:
         name = op_names.get(code, f"BUILTIN_{code}")
         if name == "CUSTOM":
             custom = oc.CustomCode()
-            name = f"CUSTOM({custom.decode() if custom else '?'})"
+            name = f"CUSTOM({_text(custom) or '?'})"
         codes.append(name)
 
     tensors: list[Tensor] = []
@@ -94,7 +106,7 @@ def _build_graph(model: Any, data: bytes, source: str, tflite: Any) -> Graph:
             dtype = f"type{ttype}"
         else:
             dtype = DTYPES[ttype][0]
-        shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+        shape = tuple(_ints(t.ShapeLength(), t.ShapeAsNumpy))
         quant = None
         q = t.Quantization()
         if q is not None and q.ScaleLength() > 0:
@@ -117,12 +129,12 @@ def _build_graph(model: Any, data: bytes, source: str, tflite: Any) -> Graph:
             ).itemsize
             if len(buf_data) != expect:
                 raise TinyEdgeError(
-                    f"{source}: tensor {i} ({t.Name().decode()}) holds {len(buf_data)} bytes, "
+                    f"{source}: tensor {i} ({_text(t.Name()) or 'unnamed'}) holds {len(buf_data)} bytes, "
                     f"its shape {list(shape)} needs {expect}",
                     "the model file is corrupt; re-export it",
                 )
         tensors.append(
-            Tensor(index=i, name=t.Name().decode(errors="replace"), shape=shape, dtype=dtype,
+            Tensor(index=i, name=_text(t.Name()), shape=shape, dtype=dtype,
                    quant=quant, data=buf_data, is_variable=bool(t.IsVariable()))
         )
 
@@ -145,11 +157,11 @@ def _build_graph(model: Any, data: bytes, source: str, tflite: Any) -> Graph:
             Operator(
                 index=i,
                 opcode=opcode,
-                inputs=[int(x) for x in o.InputsAsNumpy()] if o.InputsLength() else [],
-                outputs=[int(x) for x in o.OutputsAsNumpy()] if o.OutputsLength() else [],
+                inputs=_ints(o.InputsLength(), o.InputsAsNumpy),
+                outputs=_ints(o.OutputsLength(), o.OutputsAsNumpy),
                 options=options,
                 version=version,
-                intermediates=[int(x) for x in o.IntermediatesAsNumpy()] if o.IntermediatesLength() else [],
+                intermediates=_ints(o.IntermediatesLength(), o.IntermediatesAsNumpy),
             )
         )
 
@@ -157,12 +169,12 @@ def _build_graph(model: Any, data: bytes, source: str, tflite: Any) -> Graph:
     return Graph(
         tensors=tensors,
         operators=operators,
-        inputs=[int(x) for x in sg.InputsAsNumpy()],
-        outputs=[int(x) for x in sg.OutputsAsNumpy()],
+        inputs=_ints(sg.InputsLength(), sg.InputsAsNumpy),
+        outputs=_ints(sg.OutputsLength(), sg.OutputsAsNumpy),
         sha256=hashlib.sha256(data).hexdigest(),
         source=source,
         model_bytes=bytes(data),
-        description=desc.decode(errors="replace") if desc else "",
+        description=_text(desc),
     )
 
 

@@ -18,83 +18,19 @@ import numpy as np
 from tinyedge import quant
 from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, activation_name, register
+from tinyedge.ops.common import (
+    activation_problems,
+    bias_problems,
+    input_tensor,
+    int8_tensor_problems,
+    requant_consts,
+    weight_problems,
+)
 
-SUPPORTED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 PADDING = {0: "SAME", 1: "VALID"}
 
 
 # ---- checks shared with fully_connected.py -------------------------------------------
-
-
-def int8_operand_problems(t: Tensor | None, role: str) -> list[str]:
-    """Problems with an int8 activation tensor (input or output)."""
-    if t is None:
-        return [f"{role} tensor is missing"]
-    if t.dtype != "int8":
-        return [f"{role} is {t.dtype}; only int8 is supported (quantize the model to int8)"]
-    if t.quant is None:
-        return [f"{role} has no quantization parameters"]
-    if t.quant.per_channel:
-        return [f"{role} is quantized per channel; only per-tensor activations are supported"]
-    return []
-
-
-def weight_problems(w: Tensor | None, n_channels: int, axis: int) -> list[str]:
-    """Problems with a constant, symmetric int8 weight tensor (per-tensor or per-channel on ``axis``)."""
-    if w is None:
-        return ["filter tensor is missing"]
-    if w.dtype != "int8":
-        return [f"filter is {w.dtype}; only int8 weights are supported"]
-    if not w.is_const:
-        return ["filter is not a constant tensor; only constant weights are supported"]
-    if w.quant is None:
-        return ["filter has no quantization parameters"]
-    if any(z != 0 for z in w.quant.zero_point):
-        return ["filter has a non-zero zero point; int8 weights must be symmetric"]
-    if w.quant.per_channel:
-        if len(w.quant.scale) != n_channels:
-            return [f"filter has {len(w.quant.scale)} scales for {n_channels} output channels"]
-        if w.quant.axis != axis:
-            return [f"filter is quantized per channel along axis {w.quant.axis}; expected axis {axis}"]
-    return []
-
-
-def bias_problems(b: Tensor | None, n_channels: int) -> list[str]:
-    if b is None:
-        return []
-    if b.dtype != "int32":
-        return [f"bias is {b.dtype}; only int32 bias is supported"]
-    if not b.is_const:
-        return ["bias is not a constant tensor"]
-    if b.size != n_channels:
-        return [f"bias has {b.size} values for {n_channels} output channels"]
-    return []
-
-
-def activation_problems(op: Operator) -> list[str]:
-    act = activation_name(op)
-    if act not in SUPPORTED_ACTIVATIONS:
-        return [f"fused_activation_function {act} is not supported (supported: {', '.join(SUPPORTED_ACTIVATIONS)})"]
-    return []
-
-
-def operand(graph: Graph, op: Operator, k: int) -> Tensor | None:
-    """The k-th input of ``op`` (None when absent or omitted with -1)."""
-    if k >= len(op.inputs) or op.inputs[k] < 0:
-        return None
-    return graph.tensor(op.inputs[k])
-
-
-def requant_consts(ctx: LowerCtx, reals: list[float], per_channel: bool) -> tuple[list[ConstArray], dict[str, object]]:
-    """Multiplier/shift arrays (one entry when per-tensor) and the params fields naming them."""
-    mults, shifts = quant.quantize_multipliers(reals if per_channel else reals[:1])
-    m_name, s_name = ctx.name("mult"), ctx.name("shift")
-    consts = [
-        ConstArray(m_name, "int32_t", mults, "Q31 requantization multipliers (TFLite QuantizeMultiplier)"),
-        ConstArray(s_name, "int32_t", shifts, "requantization exponents (> 0 left, < 0 right)"),
-    ]
-    fields: dict[str, object] = {"per_channel": 1 if per_channel else 0, "mult": m_name, "shift": s_name}
-    return consts, fields
 
 
 # ---- geometry --------------------------------------------------------------------------
@@ -164,7 +100,7 @@ def geometry(op: Operator, graph: Graph, depthwise: bool) -> Geometry:
 
 
 def _geometry_problems(op: Operator, graph: Graph, depthwise: bool) -> list[str]:
-    x, w = operand(graph, op, 0), operand(graph, op, 1)
+    x, w = input_tensor(graph, op, 0), input_tensor(graph, op, 1)
     y = graph.tensor(op.outputs[0]) if len(op.outputs) == 1 else None
     if y is None:
         return [f"has {len(op.outputs)} outputs; expected 1"]
@@ -206,9 +142,9 @@ def check_conv_like(op: Operator, graph: Graph, depthwise: bool) -> list[str]:
     """Every reason this CONV_2D / DEPTHWISE_CONV_2D cannot be lowered."""
     if len(op.inputs) < 2:
         return [f"has {len(op.inputs)} inputs; expected input, filter[, bias]"]
-    x, w, b = operand(graph, op, 0), operand(graph, op, 1), operand(graph, op, 2)
+    x, w, b = input_tensor(graph, op, 0), input_tensor(graph, op, 1), input_tensor(graph, op, 2)
     y = graph.tensor(op.outputs[0]) if op.outputs else None
-    problems = int8_operand_problems(x, "input") + int8_operand_problems(y, "output")
+    problems = int8_tensor_problems(x, "input") + int8_tensor_problems(y, "output")
     if w is None or len(w.shape) != 4:
         return problems + ["filter must be a 4-D constant tensor"]
     n_out = w.shape[3] if depthwise else w.shape[0]
@@ -248,7 +184,7 @@ def _describe(g: Geometry, op: Operator, per_channel: bool) -> str:
 
 def folded_conv_bias(op: Operator, graph: Graph) -> np.ndarray:
     """bias[oc] - input_zp * sum(filter[oc]), in int64 (the im2col patch holds input_zp at padding)."""
-    x, w, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), operand(graph, op, 2)
+    x, w, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), input_tensor(graph, op, 2)
     sums = w.array().astype(np.int64).reshape(w.shape[0], -1).sum(axis=1)
     bias = b.array().astype(np.int64).reshape(-1) if b is not None else np.zeros(w.shape[0], np.int64)
     return bias - int(x.zero_point) * sums
@@ -295,7 +231,7 @@ def lower_conv2d(op: Operator, ctx: LowerCtx) -> Lowered:
 
 def folded_depthwise_bias(op: Operator, graph: Graph) -> np.ndarray:
     """bias[oc] - input_zp * sum over the taps of filter[.][.][oc], in int64."""
-    x, w, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), operand(graph, op, 2)
+    x, w, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), input_tensor(graph, op, 2)
     sums = w.array().astype(np.int64).reshape(-1, w.shape[3]).sum(axis=0)
     bias = b.array().astype(np.int64).reshape(-1) if b is not None else np.zeros(w.shape[3], np.int64)
     return bias - int(x.zero_point) * sums

@@ -16,11 +16,11 @@ import numpy as np
 from tinyedge import quant
 from tinyedge.model.ir import Graph, Operator
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, activation_name, register
-from tinyedge.ops.conv import (
+from tinyedge.ops.common import (
     activation_problems,
     bias_problems,
-    int8_operand_problems,
-    operand,
+    input_tensor,
+    int8_tensor_problems,
     requant_consts,
     weight_problems,
 )
@@ -30,7 +30,7 @@ INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 def _folded_bias(op: Operator, graph: Graph) -> np.ndarray:
     """bias[o] - input_zp * sum_i filter[o][i], in int64 (the caller checks the range)."""
-    x, w, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), operand(graph, op, 2)
+    x, w, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), input_tensor(graph, op, 2)
     rows = w.array().astype(np.int64).sum(axis=1)
     bias = b.array().astype(np.int64).reshape(-1) if b is not None else np.zeros(w.shape[0], np.int64)
     return bias - int(x.zero_point) * rows
@@ -42,9 +42,9 @@ def check_fc(op: Operator, graph: Graph) -> list[str]:
         return [f"has {len(op.inputs)} inputs; expected input, weights[, bias]"]
     if len(op.outputs) != 1:
         return [f"has {len(op.outputs)} outputs; expected 1"]
-    x, w, b = operand(graph, op, 0), operand(graph, op, 1), operand(graph, op, 2)
+    x, w, b = input_tensor(graph, op, 0), input_tensor(graph, op, 1), input_tensor(graph, op, 2)
     y = graph.tensor(op.outputs[0])
-    problems = int8_operand_problems(x, "input") + int8_operand_problems(y, "output")
+    problems = int8_tensor_problems(x, "input") + int8_tensor_problems(y, "output")
     if w is None or len(w.shape) != 2:
         return problems + ["weights must be a 2-D constant tensor [units, depth]"]
     problems += weight_problems(w, w.shape[0], 0)

@@ -45,7 +45,7 @@ import numpy as np
 
 from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.ops.base import LowerCtx, Lowered, OpSpec, register
-from tinyedge.ops.shape_ops import c_list, check_int8, const_ints, normalize_axis, same_quant, shape_str
+from tinyedge.ops.common import c_list, const_ints, int8_tensor_problems, normalize_axis, same_quant, shape_str
 from tinyedge.quant import quantize_multiplier
 
 MAX_DIMS = 6  # te_reduce.h TE_REDUCE_MAX_DIMS
@@ -89,7 +89,7 @@ def _check(op: Operator, graph: Graph) -> list[str]:
     if len(op.inputs) < 2 or op.inputs[0] < 0 or op.inputs[1] < 0 or len(op.outputs) != 1:
         return ["needs an input, an axis tensor and 1 output"]
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    problems = check_int8(x, "input") + check_int8(y, "output")
+    problems = int8_tensor_problems(x, "input") + int8_tensor_problems(y, "output")
     if x.is_const:
         problems.append("a constant input is not supported")
     if len(x.shape) > MAX_DIMS:

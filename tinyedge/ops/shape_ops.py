@@ -45,18 +45,20 @@ import numpy as np
 
 from tinyedge.model.ir import DTYPE_SIZES, Graph, Operator, Tensor
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, activation_name, register
+from tinyedge.ops.common import (
+    MAX_DIMS,
+    INT_DTYPES,
+    c_list,
+    const_ints,
+    int8_tensor_problems,
+    normalize_axis,
+    same_quant,
+    shape_str,
+)
 
-MAX_DIMS = 6  # te_shape.h TE_SHAPE_MAX_DIMS
 # the ranks the oracle accepts (measured: PAD/PADV2 refuse rank 6 in Prepare)
 ORACLE_MAX_DIMS = {"PAD": 5, "PADV2": 5, "STRIDED_SLICE": 6, "TRANSPOSE": 6}
-INT_DTYPES = ("int32", "int64")
-
-
 # ---------------------------------------------------------------------------- helpers
-
-
-def shape_str(t: Tensor) -> str:
-    return "x".join(map(str, t.shape)) or "scalar"
 
 
 def row_major_strides(shape: Sequence[int]) -> list[int]:
@@ -64,47 +66,6 @@ def row_major_strides(shape: Sequence[int]) -> list[int]:
     for i in range(len(shape) - 2, -1, -1):
         strides[i] = strides[i + 1] * int(shape[i + 1])
     return strides
-
-
-def c_list(values: Sequence[int], n: int = MAX_DIMS) -> str:
-    """A fixed-size C array initializer, zero-padded to ``n`` entries."""
-    vals = [int(v) for v in values] + [0] * (n - len(values))
-    return "{" + ", ".join(map(str, vals)) + "}"
-
-
-def normalize_axis(axis: int, rank: int) -> int | None:
-    a = axis + rank if axis < 0 else axis
-    return a if 0 <= a < rank else None
-
-
-def const_ints(graph: Graph, index: int) -> np.ndarray | None:
-    """The values of a constant int32/int64 operand, or None when it is not one."""
-    if index < 0:
-        return None
-    t = graph.tensor(index)
-    if not t.is_const or t.dtype not in INT_DTYPES:
-        return None
-    return t.array().astype(np.int64)
-
-
-def check_int8(t: Tensor, role: str) -> list[str]:
-    """Problems with an int8 activation tensor (dtype, per-tensor quantization)."""
-    if t.dtype != "int8":
-        return [f"{role} dtype {t.dtype} is not supported (int8 only)"]
-    if t.quant is None:
-        return [f"{role} is not quantized"]
-    if t.quant.per_channel:
-        return [f"{role} is quantized per channel (per-tensor only)"]
-    if t.size == 0:
-        return [f"{role} is empty (shape {list(t.shape)})"]
-    return []
-
-
-def same_quant(a: Tensor, b: Tensor) -> bool:
-    """Scale and zero point equal (TFLite compares the float32 scales with ==)."""
-    if a.quant is None or b.quant is None:
-        return a.quant is None and b.quant is None
-    return a.scale == b.scale and a.zero_point == b.zero_point
 
 
 def quant_str(t: Tensor) -> str:
@@ -163,7 +124,7 @@ def check_data_in_out(op: Operator, graph: Graph, max_rank: int) -> list[str]:
     """int8 activation in (input 0) and out (output 0), ranks within limits."""
     x = graph.tensor(op.inputs[0])
     y = graph.tensor(op.outputs[0])
-    problems = check_int8(x, "input") + check_int8(y, "output")
+    problems = int8_tensor_problems(x, "input") + int8_tensor_problems(y, "output")
     if x.is_const:
         problems.append("a constant input is not supported")
     for role, t in (("input", x), ("output", y)):
@@ -393,7 +354,7 @@ def _check_concat(op: Operator, graph: Graph) -> list[str]:
     if not op.inputs or any(i < 0 for i in op.inputs) or len(op.outputs) != 1:
         return [f"needs at least 1 input and 1 output, got {len(op.inputs)} and {len(op.outputs)}"]
     y = graph.tensor(op.outputs[0])
-    problems = check_int8(y, "output")
+    problems = int8_tensor_problems(y, "output")
     if problems:
         return problems
     rank = len(y.shape)
@@ -406,7 +367,7 @@ def _check_concat(op: Operator, graph: Graph) -> list[str]:
     total = 0
     for k, i in enumerate(op.inputs):
         t = graph.tensor(i)
-        problems += check_int8(t, f"input {k}")
+        problems += int8_tensor_problems(t, f"input {k}")
         if len(t.shape) != rank or any(t.shape[d] != y.shape[d] for d in range(rank) if d != axis):
             problems.append(f"input {k} shape {list(t.shape)} does not fit output {list(y.shape)} "
                             f"along axis {axis}")
@@ -481,11 +442,11 @@ def _check_split(op: Operator, graph: Graph) -> list[str]:
         return [f"needs {n_in} inputs and at least 1 output"]
     data, _ = _split_operands(op)
     x = graph.tensor(op.inputs[data])
-    problems = check_int8(x, "input")
+    problems = int8_tensor_problems(x, "input")
     if x.is_const:
         problems.append("a constant input is not supported")
     for k, o in enumerate(op.outputs):
-        problems += check_int8(graph.tensor(o), f"output {k}")
+        problems += int8_tensor_problems(graph.tensor(o), f"output {k}")
     if problems:
         return problems
     axis = _split_axis(op, graph)

@@ -1,0 +1,90 @@
+"""The one compiled artifact: a graph checked, lowered and planned for a board.
+
+``compile(graph, board)`` is the only place that checks a graph against the
+op registry, lowers each operator to its C kernel call and plans the arena.
+Everything after it -- ``inspect``'s figures and fit verdict, the generated
+project, the host runner, ``validate`` and ``bench`` -- reads the same
+:class:`CompiledNetwork`, so a model is checked once and lowered once per run.
+
+With ``strict=False`` (``inspect``) a graph with unsupported ops still
+compiles: its problems are listed, the supported ops are lowered, and the
+arena is an estimate that leaves out the unsupported ops' scratch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tinyedge.codegen.lower import LoweredOp, Problem, check_graph, raise_problems
+from tinyedge.model.ir import Graph
+from tinyedge.ops import load_all
+from tinyedge.ops.base import LowerCtx
+from tinyedge.planner import MemoryPlan, plan_memory
+
+if TYPE_CHECKING:
+    from tinyedge.boards import Board
+
+_CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
+                "float": 4, "int64_t": 8}
+
+
+@dataclass
+class CompiledNetwork:
+    """A graph lowered to one kernel call per op, with its arena planned."""
+
+    graph: Graph
+    board: Board | None
+    problems: list[Problem]
+    ops: list[LoweredOp]  # every op when supported; the supported ones otherwise
+    plan: MemoryPlan
+    macs: dict[int, int]  # op index -> multiply-accumulates
+
+    @property
+    def supported(self) -> bool:
+        return not self.problems
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.plan.arena_bytes
+
+    @property
+    def total_macs(self) -> int:
+        return sum(self.macs.values())
+
+    @property
+    def weights_bytes(self) -> int:
+        """Bytes of the constant arrays the firmware holds (reordered weights, folded
+        biases, multipliers, tables) -- more than the .tflite's parameters."""
+        return sum(int(np.asarray(c.values).size) * _CTYPE_BYTES.get(c.ctype, 4)
+                   for lo in self.ops for c in lo.lowered.consts)
+
+    def require_supported(self) -> None:
+        """Raise one clear error naming every unsupported op or option."""
+        raise_problems(self.graph, self.problems)
+
+
+def compile(graph: Graph, board: Board | None = None, *, strict: bool = True) -> CompiledNetwork:  # noqa: A001
+    """Check, lower and plan ``graph`` for ``board`` (None: no board, portable kernels).
+
+    ``strict``: raise on unsupported ops (generate, validate, bench, the host
+    runner); otherwise keep going and list them (inspect)."""
+    registry = load_all()
+    problems = check_graph(graph)
+    if strict:
+        raise_problems(graph, problems)
+    bad_ops = {p.op_index for p in problems}
+    ops: list[LoweredOp] = []
+    for op in graph.operators:
+        spec = registry.get(op.opcode)
+        if spec is None or op.index in bad_ops:
+            continue
+        ops.append(LoweredOp(op, spec, spec.lower(op, LowerCtx(graph, op))))
+    scratch = {lo.op.index: lo.lowered.scratch_bytes for lo in ops if lo.lowered.scratch_bytes}
+    aliases = {lo.op.index for lo in ops if lo.spec.alias_input}
+    plan = plan_memory(graph, scratch, aliases)
+    macs = {op.index: (registry[op.opcode].macs(op, graph) if op.opcode in registry else 0)
+            for op in graph.operators}
+    return CompiledNetwork(graph, board, problems, ops, plan, macs)
