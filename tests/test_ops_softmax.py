@@ -178,6 +178,30 @@ def test_flat_wide_int8_rows_where_tflm_aborts(softmax_models: dict[str, bytes],
     assert 511 in [w.shape[-1] for w in want]
 
 
+def test_tflm_abort_is_a_clear_error_for_validate(softmax_models: dict[str, bytes]) -> None:
+    """validate runs TFLM in a child process: TFLM aborting on an input ends as one
+    clear error (and tinyedge lives on), not as the end of the process."""
+    from tinyedge.errors import TinyEdgeError
+    from tinyedge.oracle import IsolatedTflmOracle
+
+    wide = softmax_models["wide"]
+    g = read_model(wide)
+    oracle = IsolatedTflmOracle(wide)
+    try:
+        with pytest.raises(TinyEdgeError) as exc:
+            oracle.run([np.full(t.shape, 7, np.int8) for t in g.input_tensors])
+    finally:
+        oracle.close()
+    assert "TensorFlow Lite Micro itself crashed" in exc.value.message and "SIGABRT" in exc.value.message
+    fresh = IsolatedTflmOracle(wide)  # a non-flat input still gets TFLM's answer in a new child
+    try:
+        rng = np.random.default_rng(3)
+        out = fresh.run([rng.integers(-128, 128, t.shape, dtype=np.int8) for t in g.input_tensors])
+        assert sorted(o.shape[-1] for o in out) == [512, 1000]
+    finally:
+        fresh.close()
+
+
 # ---------------------------------------------------------------- check() refusals
 
 

@@ -184,6 +184,7 @@ class Board:
     flash_target: str | None      # pyOCD / OpenOCD target name
     init_writes: list[RegWrite] = field(default_factory=list)
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    vcp_usb_ids: tuple[str, ...] = ()   # USB "vid:pid" of the serial port (lower-case hex)
     path: Path | None = None      # the TOML file it came from
     target: str = "firmware"      # one of TARGETS
     timer: str = "systick"        # one of TIMERS
@@ -484,6 +485,8 @@ def _parse_board(data: dict[str, Any], path: Path) -> Board:
     flash_target = flash.get("target", str, None)
     flash.finish()
 
+    vcp_usb_ids = _parse_vcp(top.table("vcp", required=False))
+
     proto = top.table("protocol", required=False)
     max_payload = proto.positive("max_payload", DEFAULT_MAX_PAYLOAD)
     if not MIN_MAX_PAYLOAD <= max_payload <= MAX_MAX_PAYLOAD:
@@ -517,7 +520,7 @@ def _parse_board(data: dict[str, Any], path: Path) -> Board:
         renode_platform=renode_platform, renode_uart=renode_uart,
         instructions_per_tick=float(ipt) if ipt is not None else None,
         flash_method=flash_method, flash_target=flash_target,
-        init_writes=init_writes, max_payload=max_payload, path=path,
+        init_writes=init_writes, max_payload=max_payload, vcp_usb_ids=vcp_usb_ids, path=path,
         timer=timer, caches=caches, clock=clock, regions=memory["regions"],
         code_region=memory["code"], data_region=memory["data"], stack_region=memory["stack"],
         arena_regions=memory["arena"], stack_first=memory["stack_first"], part=part,
@@ -619,6 +622,23 @@ def _parse_memory(mem: _Table) -> dict[str, Any]:
             "ram_size": sum(r.size for r in regions if r.name in used),
             "stack_size": stack_size, "regions": regions, "code": code, "data": data,
             "stack": stack, "arena": tuple(arena_list), "stack_first": True}
+
+
+_USB_ID_RE = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
+
+
+def _parse_vcp(t: _Table) -> tuple[str, ...]:
+    """[vcp] usb_ids: the USB "VID:PID"s the board's serial port enumerates with."""
+    ids = t.get("usb_ids", list, [])
+    t.finish()
+    if t.data and not ids:
+        raise t._err("usb_ids must list at least one \"vid:pid\"")
+    if not all(isinstance(i, str) and _USB_ID_RE.match(i) for i in ids):
+        raise t._err(f"usb_ids must be \"vid:pid\" strings of 4 hex digits each, got {ids!r}")
+    out = tuple(i.lower() for i in ids)
+    if len(set(out)) != len(out):
+        raise t._err("usb_ids lists an ID twice")
+    return out
 
 
 def _parse_uart(t: _Table, cpu_clock_hz: int, clock: ClockConfig | None) -> UartConfig:

@@ -186,7 +186,10 @@ def _print_memory(m: Any) -> None:
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--board", required=True, help="board name (see `tinyedge boards`)")
 @click.option("--emulator", type=click.Choice(["qemu", "renode"]), default=None, help="run in an emulator")
-@click.option("--port", default=None, help="serial port of a flashed board, e.g. /dev/ttyACM0")
+@click.option("--port", default=None,
+              help="serial port of the board, e.g. /dev/ttyACM0, or `auto` (found by the board's USB ID)")
+@click.option("--flash", "flash_first", is_flag=True, help="flash the built firmware before validating (with --port)")
+@click.option("--probe", default=None, help="with --flash: probe ID, or gdb://HOST:PORT (see `tinyedge flash`)")
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="inputs (.npy/.npz)")
 @click.option("--random", "n_random", type=int, default=None, help="N random inputs instead of --data")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed for --random")
@@ -202,9 +205,10 @@ def _print_memory(m: Any) -> None:
 @click.option("--sample", "sample", type=int, default=0, show_default=True,
               help="with --per-layer: which sample of --data/--random")
 @user_errors
-def validate(model: Path, board: str, emulator: str | None, port: str | None, data: Path | None,
-             n_random: int | None, seed: int, report: Path, project: Path | None, firmware: Path | None,
-             resume: bool, timeout: float, per_layer: bool, sample: int) -> None:
+def validate(model: Path, board: str, emulator: str | None, port: str | None, flash_first: bool,
+             probe: str | None, data: Path | None, n_random: int | None, seed: int, report: Path,
+             project: Path | None, firmware: Path | None, resume: bool, timeout: float, per_layer: bool,
+             sample: int) -> None:
     """Run the model on a device or emulator; compare every output with TensorFlow Lite Micro.
 
     The oracle is the TFLM interpreter (PyPI tflite-micro): the pass criterion is
@@ -217,6 +221,10 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, da
 
     if (emulator is None) == (port is None):
         raise click.UsageError("give exactly one of --emulator or --port")
+    if flash_first and port is None:
+        raise click.UsageError("--flash programs a board: give --port (not --emulator)")
+    if probe is not None and not flash_first:
+        raise click.UsageError("--probe is for --flash")
     if (data is None) == (n_random is None):
         raise click.UsageError("give exactly one of --data or --random N")
 
@@ -237,7 +245,8 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, da
     rep = validate_model(model, board, emulator=emulator, port=port, data=data, n_random=n_random,
                          seed=seed, report_path=report, project=project, firmware=firmware, resume=resume,
                          timeout=timeout, per_layer_sample=sample if per_layer else None, progress=progress,
-                         layer_progress=layer_progress, log=lambda msg: out.print(msg, highlight=False))
+                         layer_progress=layer_progress, log=lambda msg: out.print(msg, highlight=False),
+                         flash=flash_first, probe=probe)
     oracle = rep.oracle
     if oracle["note"]:
         out.print(f"[yellow]note:[/] {oracle['note']}", highlight=False)
@@ -311,7 +320,9 @@ def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) 
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--board", default="mps2-an386", show_default=True)
 @click.option("--emulator", type=click.Choice(["qemu", "renode"]), default=None)
-@click.option("--port", default=None, help="serial port of a flashed board")
+@click.option("--port", default=None, help="serial port of the board, or `auto` (found by the board's USB ID)")
+@click.option("--flash", "flash_first", is_flag=True, help="flash the firmware before validating (with --port)")
+@click.option("--probe", default=None, help="with --flash: probe ID, or gdb://HOST:PORT (see `tinyedge flash`)")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
               help="needed when MODEL is a Keras model or SavedModel (it is converted first)")
 @click.option("--data", type=click.Path(path_type=Path), default=None)
@@ -319,8 +330,9 @@ def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) 
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), default=Path("tinyedge_build"), show_default=True)
 @click.pass_context
 def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port: str | None,
-        calibration: Path | None, data: Path | None, n_random: int | None, outdir: Path) -> None:
-    """Chain the steps: [convert] -> generate -> build -> validate."""
+        flash_first: bool, probe: str | None, calibration: Path | None, data: Path | None,
+        n_random: int | None, outdir: Path) -> None:
+    """Chain the steps: [convert] -> generate -> build -> [flash] -> validate."""
     tflite_path = model
     if model.suffix != ".tflite":
         if calibration is None:
@@ -329,10 +341,75 @@ def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port:
         outdir.mkdir(parents=True, exist_ok=True)
         ctx.invoke(convert, model=model, output=tflite_path, calibration=calibration, validation=data,
                    io="int8")
-    ctx.invoke(validate, model=tflite_path, board=board, emulator=emulator, port=port, data=data,
+    ctx.invoke(validate, model=tflite_path, board=board, emulator=emulator, port=port,
+               flash_first=flash_first, probe=probe, data=data,
                n_random=n_random, seed=0, report=outdir / "report.json",
                project=outdir / f"{tflite_path.stem}-{board}", firmware=None, resume=False, timeout=60.0,
                per_layer=False, sample=0)
+
+
+# ---------------------------------------------------------------- flash
+@main.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--board", default=None,
+              help="board name (default: the board of the project directory TARGET)")
+@click.option("--probe", default=None,
+              help="a pyOCD probe's unique ID (or part of it) when several are attached, "
+                   "or a GDB server: gdb://HOST:PORT, gdb:///dev/ttyACM0 (docs/flashing.md)")
+@user_errors
+def flash(target: Path, board: str | None, probe: str | None) -> None:
+    """Program a firmware ELF (or a built project DIR), read it back, reset and run it."""
+    from tinyedge.boards import load_board
+    from tinyedge.flash import flash_firmware
+
+    if board is None:
+        if not target.is_dir():
+            raise click.UsageError("give --board (TARGET is not a project directory)")
+        from tinyedge.build import read_manifest
+
+        board = str(read_manifest(target)["board"])
+    rep = flash_firmware(target, load_board(board), probe, log=lambda m: out.print(m, highlight=False))
+    core = f", core {rep.core}" if rep.core else ""
+    out.print(f"flashed {rep.image} to {rep.board} through {rep.probe}{core}: {rep.total_bytes:,} bytes "
+              f"written, {rep.verified_bytes:,} read back and equal; started by {rep.reset} "
+              f"({rep.seconds:.1f} s)", highlight=False)
+
+
+# ---------------------------------------------------------------- devices
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
+@user_errors
+def devices(as_json: bool) -> None:
+    """Serial ports and debug probes attached to this machine."""
+    from tinyedge.probes import (PYOCD_MISSING, boards_for_usb_id, discover_pyocd_probes,
+                                 list_serial_ports, pyocd_available)
+
+    ports = list_serial_ports()
+    probes = [info for info, _p in discover_pyocd_probes()] if pyocd_available() else None
+    if as_json:
+        click.echo(json.dumps({
+            "serial_ports": [dict(p.to_dict(), boards=boards_for_usb_id(p.usb_id)) for p in ports],
+            "debug_probes": None if probes is None else [vars(p) for p in probes],
+            "debug_probes_note": None if probes is not None else PYOCD_MISSING,
+        }, indent=2))
+        return
+    table = Table(title=f"serial ports ({len(ports)})")
+    for col in ("device", "USB VID:PID", "serial number", "description", "boards with this VCP"):
+        table.add_column(col)
+    for p in ports:
+        table.add_row(p.device, p.usb_id or "-", p.serial_number or "-", p.description,
+                      ", ".join(boards_for_usb_id(p.usb_id)) or "-")
+    out.print(table)
+    if probes is None:
+        out.print(f"debug probes: {PYOCD_MISSING}", highlight=False)
+        return
+    table = Table(title=f"debug probes ({len(probes)}, from pyOCD)")
+    for col in ("unique ID", "vendor", "product", "on board (target)"):
+        table.add_column(col)
+    for pr in probes:
+        table.add_row(pr.unique_id, pr.vendor, pr.description,
+                      f"{pr.board} ({pr.target})" if pr.board else "-")
+    out.print(table)
 
 
 # ---------------------------------------------------------------- bench

@@ -18,7 +18,7 @@ import numpy as np
 from tinyedge.compiler import CompiledNetwork
 from tinyedge.errors import TinyEdgeError
 from tinyedge.model.rewrite import promote_to_outputs
-from tinyedge.oracle import OracleChoice, TflmOracle, TfliteInterpreter
+from tinyedge.oracle import IsolatedTflmOracle, OracleChoice, Reference, TfliteInterpreter
 
 
 @dataclass
@@ -63,7 +63,7 @@ def oracle_intermediates(net: CompiledNetwork, choice: OracleChoice,
     graph = net.graph
     wanted = [t for op in graph.operators for t in op.outputs]
     model, outputs = promote_to_outputs(graph.model_bytes, wanted)
-    runner = TflmOracle(model) if choice.is_tflm else TfliteInterpreter(model)
+    runner: Reference = IsolatedTflmOracle(model) if choice.is_tflm else TfliteInterpreter(model)
     runner.reset()
     values = runner.run(list(inputs))
     return {t: np.asarray(v) for t, v in zip(outputs, values, strict=True)}

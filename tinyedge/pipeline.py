@@ -54,15 +54,21 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
                    project: Path | None = None, firmware: Path | None = None, resume: bool = False,
                    timeout: float = 60.0, per_layer_sample: int | None = None,
                    progress: ProgressFn | None = None, layer_progress: Callable[[LayerResult], None] | None = None,
-                   log: LogFn | None = None) -> ValidationReport:
+                   log: LogFn | None = None, flash: bool = False, probe: str | None = None) -> ValidationReport:
     """Generate and build (unless ``firmware`` names an already built ELF or project),
-    then validate on the target."""
+    [flash it,] then validate on the target. ``port="auto"``: the board's serial port,
+    found by the USB ID its board file names."""
     from tinyedge.build import build_project, memory_report
 
     say = log or (lambda _msg: None)
     net = compile_for_board(model, board_name)
     board = net.board
     assert board is not None
+    if port == "auto":
+        from tinyedge.probes import find_board_port
+
+        port = find_board_port(board, probe=probe)
+        say(f"{board.name}'s serial port: {port}")
     samples = load_samples(net.graph, data) if data is not None else random_samples(net.graph, n_random or 0, seed)
     if per_layer_sample is not None and not 0 <= per_layer_sample < len(samples):
         raise TinyEdgeError(f"--sample {per_layer_sample} is outside the {len(samples)} sample(s) given",
@@ -94,6 +100,12 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
         say("building (make)")
         built = build_project(project)
         elf, memory = built.elf, built.memory
+    if flash:
+        from tinyedge.flash import flash_firmware
+
+        say(f"flashing {elf}")
+        fl = flash_firmware(elf, board, probe, log=say)
+        say(f"flashed and verified {fl.verified_bytes:,} bytes through {fl.probe}; started by {fl.reset}")
     target = f"QEMU {board.qemu_machine}" if emulator == "qemu" else (emulator or port or "")
     what = (f"every op's output for sample {per_layer_sample}" if per_layer_sample is not None
             else f"{len(samples)} samples")

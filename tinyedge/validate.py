@@ -246,7 +246,7 @@ def validate_on_target(
     board = net.board
     if board is None:
         raise ValueError("validate_on_target needs a network compiled for a board")
-    choice = choose_oracle(graph.model_bytes, [op.opcode for op in graph.operators])
+    choice = choose_oracle(graph.model_bytes, [op.opcode for op in graph.operators], isolated=True)
     second: TfliteInterpreter | None = TfliteInterpreter(graph.model_bytes) if choice.is_tflm else None
     done: dict[int, SampleResult] = {}
     if resume and report_path.exists():
@@ -279,8 +279,11 @@ def validate_on_target(
                 continue
             arrays = _device_arrays(graph, sample)
             result = client.infer([a.tobytes() for a in arrays])
-            choice.oracle.reset()  # each sample starts from the initial state, as te_network_reset() on the device
-            refs = choice.oracle.run(arrays)
+            try:
+                choice.oracle.reset()  # each sample starts from the initial state, as te_network_reset() does
+                refs = choice.oracle.run(arrays)
+            except TinyEdgeError as exc:
+                raise TinyEdgeError(f"sample {i}: {exc.message}", exc.hint) from None
             exact, mism, maxdiff = _compare_all(result.outputs, refs)
             tfl_mism: int | None = None
             tfl_diff: float | None = None
