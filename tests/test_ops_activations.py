@@ -440,7 +440,7 @@ def test_tables_use_no_host_math_library(base_models: dict[str, bytes], tmp_path
     C library through ctypes): the tables are integer arithmetic, the same on every host."""
     import ctypes
 
-    from tinyedge.codegen.lower import lower_graph
+    from tinyedge.compiler import compile
 
     graphs = [read_model(data) for data in variants(base_models["lut"], 2, seed=15)]
 
@@ -452,7 +452,7 @@ def test_tables_use_no_host_math_library(base_models: dict[str, bytes], tmp_path
             monkeypatch.setattr(f"{module}.{name}", forbidden)
     monkeypatch.setattr(ctypes, "CDLL", forbidden)
     for g in graphs:
-        lowered = lower_graph(g)
+        lowered = compile(g).ops
         assert {lo.op.opcode for lo in lowered} == {"LOGISTIC", "TANH"}
 
 

@@ -20,8 +20,8 @@ from tinyedge.ops import load_all
 # Upper bounds, before a build measures them exactly: flash the runtime code,
 # board support and validation server take beside the weights (measured
 # 7-12 KB at -O2 on the shared models; generous so "fits" is a promise), and
-# static RAM beside the arena and the stack (tinyedge.boards.STATIC_RAM_UPPER_BYTES:
-# protocol buffers, measured < 1 KB).
+# static RAM beside the arena, the stack and the protocol's frame buffer
+# (tinyedge.boards.STATIC_RAM_UPPER_BYTES).
 CODE_UPPER_BYTES = 32 * 1024
 
 _OPTION_KEYS = ("padding", "stride_w", "stride_h", "filter_width", "filter_height", "depth_multiplier",
@@ -137,7 +137,7 @@ def fit_board(insp: Inspection, board: Any) -> Fit:
     lower bound (weights alone; arena + stack) already exceeds the board."""
     flash_min, flash_max = insp.weights_bytes, insp.weights_bytes + CODE_UPPER_BYTES
     ram_min = insp.arena_bytes + board.stack_size  # the linker reserves the board's stack
-    ram_max = ram_min + STATIC_RAM_UPPER_BYTES
+    ram_max = ram_min + board.max_payload + STATIC_RAM_UPPER_BYTES
     over = []
     if flash_min > board.flash_size:
         # more than `parameters`: weights reordered plus per-channel multipliers/shifts and LUTs

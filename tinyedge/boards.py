@@ -37,13 +37,17 @@ TARGETS = ("firmware", "library")
 #   port    - the cycle counter of the user's port layer (library targets)
 TIMERS = ("systick", "dwt", "port")
 
-# Static RAM beside the arena and the stack (protocol buffers, runtime state);
-# an upper bound, measured < 1 KB. Used to place the arena and by inspect's fit check.
-STATIC_RAM_UPPER_BYTES = 4 * 1024
+# Static RAM beside the arena and the stack: the protocol's frame buffer
+# (max_payload + 46 B, docs/protocol.md) and runtime state, measured < 100 B
+# beyond it; an upper bound. Used to place the arena and by inspect's fit check.
+STATIC_RAM_UPPER_BYTES = 3 * 1024
 
-# Largest protocol payload the device accepts or sends (bytes). The device's
-# frame buffers are sized from it; 256 keeps them near 0.5 KiB of RAM.
-DEFAULT_MAX_PAYLOAD = 256
+# Largest protocol payload the device accepts or sends (bytes). The link costs
+# the device max_payload + 46 bytes of RAM (one frame buffer, the stored
+# response, state; docs/protocol.md). 1024 lets a stop-and-wait WRITE move 1019 data bytes per round
+# trip: 89 % of a 921600-baud line with 1 ms USB round trips, where 256-byte
+# payloads reach 68 % (docs/protocol.md, "Throughput").
+DEFAULT_MAX_PAYLOAD = 1024
 MIN_MAX_PAYLOAD = 128  # HELLO needs up to 126 bytes
 MAX_MAX_PAYLOAD = 4096
 

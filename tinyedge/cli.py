@@ -199,7 +199,10 @@ def _print_memory(m: Any) -> None:
 @click.option("--firmware", type=click.Path(path_type=Path), default=None,
               help="validate this already built firmware (ELF, or its project dir) as it is: no generate/build")
 @click.option("--resume", is_flag=True, help="keep samples already in --report and continue")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds to wait for the device")
+@click.option("--timeout", type=float, default=None,
+              help="longest wait on the device in seconds, a running inference included (default: from the "
+                   "model's size and the board's speed, at least 10)")
+@click.option("--baud", type=int, default=None, help="with --port: the line's baud rate (default: the board file's)")
 @click.option("--per-layer", "per_layer", is_flag=True,
               help="compare every op's output on the device with the oracle, for one sample (--sample)")
 @click.option("--sample", "sample", type=int, default=0, show_default=True,
@@ -207,8 +210,8 @@ def _print_memory(m: Any) -> None:
 @user_errors
 def validate(model: Path, board: str, emulator: str | None, port: str | None, flash_first: bool,
              probe: str | None, data: Path | None, n_random: int | None, seed: int, report: Path,
-             project: Path | None, firmware: Path | None, resume: bool, timeout: float, per_layer: bool,
-             sample: int) -> None:
+             project: Path | None, firmware: Path | None, resume: bool, timeout: float | None,
+             baud: int | None, per_layer: bool, sample: int) -> None:
     """Run the model on a device or emulator; compare every output with TensorFlow Lite Micro.
 
     The oracle is the TFLM interpreter (PyPI tflite-micro): the pass criterion is
@@ -216,6 +219,11 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, fl
     shown beside it as a second opinion. With --per-layer, the device runs the
     network op by op and every op's output is compared, to find the first op
     where the firmware and TFLM part ways.
+
+    With --port the firmware runs on a board: a board that resets mid-run is
+    checked again and the sample in flight sent again (the report counts the
+    resets), corrupted or lost frames are sent again, and no wait on the
+    device outlasts --timeout.
     """
     from tinyedge.pipeline import validate_model
 
@@ -233,6 +241,8 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, fl
         if n > 20 and s.exact and (i + 1) % max(1, n // 10) and i + 1 != n:
             return
         mark = "[green]exact[/]" if s.exact else f"[red]MISMATCH ({s.mismatches} values, max diff {s.max_abs_diff:g})[/]"
+        if s.device_resets:
+            mark += f" [yellow](the device reset {s.device_resets} time(s); sent again from scratch)[/]"
         cost = _latency(s.instructions, s.cycles, s.microseconds, s.ticks)
         out.print(f"sample {i + 1}/{n}: {mark}  {cost}", highlight=False)
 
@@ -244,9 +254,9 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, fl
 
     rep = validate_model(model, board, emulator=emulator, port=port, data=data, n_random=n_random,
                          seed=seed, report_path=report, project=project, firmware=firmware, resume=resume,
-                         timeout=timeout, per_layer_sample=sample if per_layer else None, progress=progress,
-                         layer_progress=layer_progress, log=lambda msg: out.print(msg, highlight=False),
-                         flash=flash_first, probe=probe)
+                         timeout=timeout, baud=baud, per_layer_sample=sample if per_layer else None,
+                         progress=progress, layer_progress=layer_progress,
+                         log=lambda msg: out.print(msg, highlight=False), flash=flash_first, probe=probe)
     oracle = rep.oracle
     if oracle["note"]:
         out.print(f"[yellow]note:[/] {oracle['note']}", highlight=False)
@@ -281,6 +291,10 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, fl
     if m:
         out.print(f"flash {m['flash_used']:,} B, RAM {m['ram_used']:,} B (arena {m['arena']:,} B); "
                   f"report: {report}", highlight=False)
+    link = rep.link
+    if link and (link["device_resets"] or link["retries"]):
+        out.print(f"link: {link['device_resets']} device reset(s), {link['retries']} request(s) sent again, "
+                  f"{link['corrupted_frames']} corrupted frame(s) dropped; nothing was lost", highlight=False)
     if not rep.all_exact:
         first = rep.first_mismatch
         target = f"--emulator {emulator}" if emulator else f"--port {port}"
@@ -321,6 +335,9 @@ def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) 
 @click.option("--board", default="mps2-an386", show_default=True)
 @click.option("--emulator", type=click.Choice(["qemu", "renode"]), default=None)
 @click.option("--port", default=None, help="serial port of the board, or `auto` (found by the board's USB ID)")
+@click.option("--baud", type=int, default=None, help="with --port: the line's baud rate (default: the board file's)")
+@click.option("--timeout", type=float, default=None,
+              help="longest wait on the device in seconds (default: from the model's size and the board's speed)")
 @click.option("--flash", "flash_first", is_flag=True, help="flash the firmware before validating (with --port)")
 @click.option("--probe", default=None, help="with --flash: probe ID, or gdb://HOST:PORT (see `tinyedge flash`)")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
@@ -330,8 +347,8 @@ def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) 
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), default=Path("tinyedge_build"), show_default=True)
 @click.pass_context
 def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port: str | None,
-        flash_first: bool, probe: str | None, calibration: Path | None, data: Path | None,
-        n_random: int | None, outdir: Path) -> None:
+        baud: int | None, timeout: float | None, flash_first: bool, probe: str | None,
+        calibration: Path | None, data: Path | None, n_random: int | None, outdir: Path) -> None:
     """Chain the steps: [convert] -> generate -> build -> [flash] -> validate."""
     tflite_path = model
     if model.suffix != ".tflite":
@@ -344,8 +361,8 @@ def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port:
     ctx.invoke(validate, model=tflite_path, board=board, emulator=emulator, port=port,
                flash_first=flash_first, probe=probe, data=data,
                n_random=n_random, seed=0, report=outdir / "report.json",
-               project=outdir / f"{tflite_path.stem}-{board}", firmware=None, resume=False, timeout=60.0,
-               per_layer=False, sample=0)
+               project=outdir / f"{tflite_path.stem}-{board}", firmware=None, resume=False, timeout=timeout,
+               baud=baud, per_layer=False, sample=0)
 
 
 # ---------------------------------------------------------------- flash

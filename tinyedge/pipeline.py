@@ -52,7 +52,7 @@ def compile_for_board(model: Path, board_name: str) -> CompiledNetwork:
 def validate_model(model: Path, board_name: str, *, emulator: str | None, port: str | None,
                    data: Path | None, n_random: int | None, seed: int, report_path: Path,
                    project: Path | None = None, firmware: Path | None = None, resume: bool = False,
-                   timeout: float = 60.0, per_layer_sample: int | None = None,
+                   timeout: float | None = None, baud: int | None = None, per_layer_sample: int | None = None,
                    progress: ProgressFn | None = None, layer_progress: Callable[[LayerResult], None] | None = None,
                    log: LogFn | None = None, flash: bool = False, probe: str | None = None) -> ValidationReport:
     """Generate and build (unless ``firmware`` names an already built ELF or project),
@@ -112,5 +112,5 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
     say(f"validating {what} on {target}")
     return validate_on_target(net, elf, samples, report_path, asdict(memory) if memory else {},
                               emulator=emulator, port=port,
-                              resume=resume, timeout=timeout, progress=progress,
+                              resume=resume, timeout=timeout, baud=baud, progress=progress,
                               per_layer_sample=per_layer_sample, layer_progress=layer_progress)

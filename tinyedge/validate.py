@@ -50,6 +50,7 @@ class SampleResult:
     # elements of the device that differ from it, and by how much; None when not run
     tflite_mismatches: int | None = None
     tflite_max_abs_diff: float | None = None
+    device_resets: int = 0  # times the device reset during this sample (it was then sent again)
     cycles: int | None = None  # real boards (DWT) and libraries (port layer): CPU cycles
     microseconds: float | None = None  # cycles at the clock HELLO reported (when known)
 
@@ -85,6 +86,8 @@ class ValidationReport:
     samples: list[SampleResult] = field(default_factory=list)
     complete: bool = False
     per_layer: dict[str, Any] | None = None
+    # the link: time limits, baud, retries, corrupted frames, device resets (see link_summary)
+    link: dict[str, Any] | None = None
 
     @property
     def all_exact(self) -> bool:
@@ -161,11 +164,47 @@ def sample_inputs_sha(sample: Sequence[np.ndarray]) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class LinkSettings:
+    """How to talk to the target: the wait limit (and where it came from), the
+    bound on one inference, and the baud rate of a serial port."""
+
+    timeout: float
+    timeout_source: str       # "--timeout" or how the default was made
+    run_time: float           # RUN is not sent again sooner (the inference bound)
+    baud: int
+
+
+def link_settings(net: CompiledNetwork, emulator: str | None, timeout: float | None,
+                  baud: int | None) -> LinkSettings:
+    """The default --timeout comes from the model's size and the target's speed
+    (tinyedge.timeouts); a --timeout given wins, lower or higher."""
+    from tinyedge.timeouts import default_timeout, inference_bound
+
+    assert net.board is not None
+    bound = inference_bound(net, emulator)
+    if timeout is None:
+        timeout = default_timeout(bound)
+        source = f"default: 2 x {bound.seconds:.2g} s, the bound on one inference, + 2 s; at least 10 s"
+    else:
+        if not timeout > 0:
+            raise TinyEdgeError(f"--timeout must be positive, got {timeout:g}",
+                                "give the longest wait on the device in seconds, e.g. --timeout 30")
+        source = "--timeout"
+    uart_baud = net.board.uart.baud if net.board.uart is not None else 115200  # library: the port layer's
+    return LinkSettings(timeout, source, min(bound.seconds, timeout), baud or uart_baud)
+
+
 @contextlib.contextmanager
 def open_target(board: Any, elf: Path | None, emulator: str | None, port: str | None,
-                timeout: float) -> Iterator[tuple[Any, str]]:
+                link: LinkSettings) -> Iterator[tuple[Any, str]]:
     """Yield (DeviceClient, target description); the emulator is always stopped."""
     from tinyedge.device import DeviceClient
+
+    def client_for(url: str) -> DeviceClient:
+        note = f"--timeout {link.timeout:g}" if link.timeout_source == "--timeout" else "the default --timeout"
+        return DeviceClient(url, timeout=link.timeout, baudrate=link.baud, run_time=link.run_time,
+                            timeout_note=note)
 
     if emulator and elf is None:
         raise TinyEdgeError("no firmware to run in an emulator", "build the project first")
@@ -173,30 +212,30 @@ def open_target(board: Any, elf: Path | None, emulator: str | None, port: str | 
         from tinyedge.emulator.qemu import QemuInstance
 
         assert elf is not None
-        with QemuInstance(board, elf) as q:
-            client = DeviceClient(q.url, timeout=timeout)
-            try:
-                yield client, f"qemu:{board.qemu_machine}"
-            finally:
-                client.close()
+        with QemuInstance(board, elf) as q, client_for(q.url) as client:
+            yield client, f"qemu:{board.qemu_machine}"
     elif emulator == "renode":
         from tinyedge.emulator.renode import RenodeInstance  # raises a clear error when absent
 
         assert elf is not None
-        with RenodeInstance(board, elf) as r:
-            client = DeviceClient(r.url, timeout=timeout)
-            try:
-                yield client, f"renode:{board.renode_platform}"
-            finally:
-                client.close()
+        with RenodeInstance(board, elf) as r, client_for(r.url) as client:
+            yield client, f"renode:{board.renode_platform}"
     elif port:
-        client = DeviceClient(port, timeout=timeout)
-        try:
+        with client_for(port) as client:
             yield client, port
-        finally:
-            client.close()
     else:
         raise TinyEdgeError("no target given", "pass --emulator qemu or --port /dev/ttyACM0")
+
+
+def link_summary(client: Any, link: LinkSettings) -> dict[str, Any]:
+    """What the report says about the link: limits, traffic, faults, resets."""
+    st = client.stats
+    resets = [asdict(r) for r in client.resets]
+    return {"timeout_s": link.timeout, "timeout_source": link.timeout_source,
+            "inference_bound_s": round(link.run_time, 3), "baud": link.baud,
+            "requests_sent": st["sent"], "retries": st["retries"], "corrupted_frames": st["corrupted"],
+            "nacks": st["nacks"], "bytes_sent": st["bytes_out"], "bytes_received": st["bytes_in"],
+            "device_resets": st["resets"], "reset_events": resets}
 
 
 def check_device(info: Any, graph: Graph) -> None:
@@ -235,17 +274,25 @@ def validate_on_target(
     emulator: str | None = None,
     port: str | None = None,
     resume: bool = False,
-    timeout: float = 60.0,
+    timeout: float | None = None,
     progress: ProgressFn | None = None,
     per_layer_sample: int | None = None,
     layer_progress: Callable[[LayerResult], None] | None = None,
+    baud: int | None = None,
 ) -> ValidationReport:
     """Validate ``samples`` on the target; with ``per_layer_sample``, compare every
-    op's output for that one sample instead."""
+    op's output for that one sample instead.
+
+    ``timeout`` bounds every wait on the device (default: from the model's size and
+    the target's speed, :mod:`tinyedge.timeouts`); ``baud`` is the serial port's
+    rate (default: the board file's). A device that resets mid-run is checked
+    again and the sample in flight is sent again from scratch; completed samples
+    are in the report whatever happens."""
     graph = net.graph
     board = net.board
     if board is None:
         raise ValueError("validate_on_target needs a network compiled for a board")
+    link = link_settings(net, emulator, timeout, baud)
     choice = choose_oracle(graph.model_bytes, [op.opcode for op in graph.operators], isolated=True)
     second: TfliteInterpreter | None = TfliteInterpreter(graph.model_bytes) if choice.is_tflm else None
     done: dict[int, SampleResult] = {}
@@ -257,7 +304,7 @@ def validate_on_target(
 
     ipt = getattr(board, "instructions_per_tick", None) if emulator else None
     timer = getattr(board, "timer", "systick")
-    with open_target(board, elf, emulator, port, timeout) as (client, target):
+    with open_target(board, elf, emulator, port, link) as (client, target):
         info = client.hello()
         check_device(info, graph)
         report = ValidationReport(
@@ -265,43 +312,55 @@ def validate_on_target(
             tinyedge_version=__version__, device=_plain(info), memory=memory, oracle=oracle_info(choice),
             second_opinion=None if second is None else {"name": second.name, "version": second.version},
         )
-        if per_layer_sample is not None:
-            arrays = _device_arrays(graph, samples[per_layer_sample])
-            result = compare_layers(net, client, choice, per_layer_sample, arrays, layer_progress)
-            report.per_layer = result.to_dict()
-            report.complete = True
+        try:
+            if per_layer_sample is not None:
+                arrays = _device_arrays(graph, samples[per_layer_sample])
+                result = compare_layers(net, client, choice, per_layer_sample, arrays, layer_progress)
+                report.per_layer = result.to_dict()
+                report.complete = True
+                report.link = link_summary(client, link)
+                report.write(report_path)
+                return report
+            for i, sample in enumerate(samples):
+                digest = sample_inputs_sha(sample)
+                if i in done and done[i].input_sha256 == digest:
+                    report.samples.append(done[i])
+                    continue
+                arrays = _device_arrays(graph, sample)
+                seen = len(client.resets)
+                result = client.infer([a.tobytes() for a in arrays], f"sample {i}")
+                try:
+                    choice.oracle.reset()  # each sample starts from the initial state, as te_network_reset() does
+                    refs = choice.oracle.run(arrays)
+                except TinyEdgeError as exc:
+                    raise TinyEdgeError(f"sample {i}: {exc.message}", exc.hint) from None
+                exact, mism, maxdiff = _compare_all(result.outputs, refs)
+                tfl_mism: int | None = None
+                tfl_diff: float | None = None
+                if second is not None:
+                    second.reset()
+                    _, tfl_mism, tfl_diff = _compare_all(result.outputs, second.run(arrays))
+                cyc = latency_cycles(timer, int(result.ticks), int(result.cycles))
+                res = SampleResult(
+                    index=i, exact=exact, mismatches=mism, max_abs_diff=maxdiff, ticks=int(result.ticks),
+                    instructions=int(round(result.ticks * ipt)) if ipt else None, input_sha256=digest,
+                    output_hex=b"".join(result.outputs).hex(),
+                    oracle_hex=b"".join(r.tobytes() for r in refs).hex(),
+                    tflite_mismatches=tfl_mism, tflite_max_abs_diff=tfl_diff,
+                    device_resets=len(client.resets) - seen,
+                    cycles=cyc, microseconds=cyc * 1e6 / info.clock_hz if cyc is not None and info.clock_hz else None,
+                )
+                report.samples.append(res)
+                report.link = link_summary(client, link)
+                report.write(report_path)
+                if progress:
+                    progress(i, len(samples), res)
+        except TinyEdgeError:
+            # stopped mid-run: the report keeps every completed sample and what the link saw
+            report.link = link_summary(client, link)
             report.write(report_path)
-            return report
-        for i, sample in enumerate(samples):
-            digest = sample_inputs_sha(sample)
-            if i in done and done[i].input_sha256 == digest:
-                report.samples.append(done[i])
-                continue
-            arrays = _device_arrays(graph, sample)
-            result = client.infer([a.tobytes() for a in arrays])
-            try:
-                choice.oracle.reset()  # each sample starts from the initial state, as te_network_reset() does
-                refs = choice.oracle.run(arrays)
-            except TinyEdgeError as exc:
-                raise TinyEdgeError(f"sample {i}: {exc.message}", exc.hint) from None
-            exact, mism, maxdiff = _compare_all(result.outputs, refs)
-            tfl_mism: int | None = None
-            tfl_diff: float | None = None
-            if second is not None:
-                second.reset()
-                _, tfl_mism, tfl_diff = _compare_all(result.outputs, second.run(arrays))
-            cyc = latency_cycles(timer, int(result.ticks), int(result.cycles))
-            res = SampleResult(
-                index=i, exact=exact, mismatches=mism, max_abs_diff=maxdiff, ticks=int(result.ticks),
-                instructions=int(round(result.ticks * ipt)) if ipt else None, input_sha256=digest,
-                output_hex=b"".join(result.outputs).hex(), oracle_hex=b"".join(r.tobytes() for r in refs).hex(),
-                tflite_mismatches=tfl_mism, tflite_max_abs_diff=tfl_diff,
-                cycles=cyc, microseconds=cyc * 1e6 / info.clock_hz if cyc is not None and info.clock_hz else None,
-            )
-            report.samples.append(res)
-            report.write(report_path)
-            if progress:
-                progress(i, len(samples), res)
+            raise
+        report.link = link_summary(client, link)
     report.complete = True
     report.write(report_path)
     return report
