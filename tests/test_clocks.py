@@ -181,11 +181,13 @@ def test_bad_memory_and_board_keys(tmp_path: Path, change: tuple[str, str], mess
 
 
 def test_arena_goes_to_the_first_region_that_holds_it() -> None:
+    from tinyedge.boards import STATIC_RAM_UPPER_BYTES as static
+
     b = load_board("nucleo-f746zg")
     dtcm = b.region("DTCM").size                       # 64 KiB, shared with a 16 KiB stack
     assert b.layout(16 * 1024).arena == "DTCM"
-    assert b.layout(dtcm - b.stack_size - 4096).arena == "DTCM"
-    assert b.layout(dtcm - b.stack_size - 4095).arena == "SRAM"
+    assert b.layout(dtcm - b.stack_size - static).arena == "DTCM"
+    assert b.layout(dtcm - b.stack_size - static + 1).arena == "SRAM"
     assert b.layout(10 << 20).arena == "SRAM"          # fits nowhere: the last, the linker reports it
 
 
