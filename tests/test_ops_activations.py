@@ -345,13 +345,15 @@ def validate_in_qemu(data: bytes, name: str, board_name: str, workdir: Path, see
     from tinyedge.boards import load_board
     from tinyedge.build import build_project
     from tinyedge.codegen.project import generate_project
+    from tinyedge.compiler import compile
     from tinyedge.validate import validate_on_target
 
     g = read_model(data, name)
-    generate_project(g, board_name, workdir / "fw")
+    net = compile(g, load_board(board_name))
+    generate_project(net, workdir / "fw")
     built = build_project(workdir / "fw")
     samples = samples_for(g, np.random.default_rng(seed), n_random=2)
-    report = validate_on_target(g, load_board(board_name), built.elf, samples, workdir / "report.json",
+    report = validate_on_target(net, built.elf, samples, workdir / "report.json",
                                 asdict(built.memory), emulator="qemu")
     assert report.complete and len(report.samples) == len(samples), name
     assert report.all_exact, f"{name} on {board_name}: {[s for s in report.samples if not s.exact][:1]}"

@@ -84,6 +84,7 @@ def bench_model(model_path: Path, board_name: str, workdir: Path, baselines: lis
     log(f"{model_path.stem} on {board_name}: generate, build")
     proj = generate_project(net, project)
     built = build_project(project)
+    assert built.memory is not None  # emulated boards build firmware, not a library
     rep = validate_on_target(net, built.elf, [baseline_input(graph)], workdir / "bench-report.json",
                              asdict(built.memory), emulator="qemu", timeout=300.0)
     s = rep.samples[0]

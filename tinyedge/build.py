@@ -110,8 +110,8 @@ def find_elf(project: Path) -> Path:
 
 @dataclass
 class BuildResult:
-    elf: Path
-    memory: MemoryReport
+    elf: Path              # the firmware, or for a library target the archive
+    memory: MemoryReport | None  # None for a library: the memory map is the user's firmware's
     log: str
 
 
@@ -143,6 +143,11 @@ def build_project(project: str | Path) -> BuildResult:
     manifest = read_manifest(project)
     board = load_board(manifest["board"])
     log = run_make(project)
+    if board.is_library:
+        archive = project / "build" / "libtinyedge.a"
+        if not archive.exists():
+            raise TinyEdgeError(f"make did not produce {archive}", f"full log: make -C {project}")
+        return BuildResult(elf=archive, memory=None, log=log)
     elf = find_elf(project)
     rep = memory_report(elf, board.flash_size, board.ram_size)
     (project / "build").mkdir(exist_ok=True)

@@ -161,6 +161,10 @@ def build(project: Path) -> None:
     from tinyedge.build import build_project
 
     res = build_project(project)
+    if res.memory is None:  # a library target
+        out.print(f"library: {res.elf}  (link it into your firmware with your port layer)",
+                  highlight=False)
+        return
     _print_memory(res.memory)
     out.print(f"firmware: {res.elf}", highlight=False)
 
@@ -239,7 +243,7 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, fl
         mark = "[green]exact[/]" if s.exact else f"[red]MISMATCH ({s.mismatches} values, max diff {s.max_abs_diff:g})[/]"
         if s.device_resets:
             mark += f" [yellow](the device reset {s.device_resets} time(s); sent again from scratch)[/]"
-        cost = f"{s.instructions:,} instructions" if s.instructions is not None else f"{s.ticks:,} ticks"
+        cost = _latency(s.instructions, s.cycles, s.microseconds, s.ticks)
         out.print(f"sample {i + 1}/{n}: {mark}  {cost}", highlight=False)
 
     def layer_progress(layer: Any) -> None:
@@ -262,9 +266,16 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, fl
         return
     s = rep.summary()
     verdict = "[bold green]PASS[/]" if rep.all_exact else "[bold red]FAIL[/]"
-    instr = (f", {s['instructions_median']:,} instructions/inference (SysTick under QEMU icount)"
-             if s["instructions_median"] is not None else
-             f", {s['ticks_median']:,} SysTick ticks/inference" if s["ticks_median"] is not None else "")
+    if s["instructions_median"] is not None:
+        instr = f", {s['instructions_median']:,} instructions/inference (SysTick under QEMU icount)"
+    elif s["cycles_median"] is not None:
+        instr = ", " + _latency(None, s["cycles_median"], s["microseconds_median"], 0) + "/inference"
+        clock = rep.device.get("clock_hz", 0)
+        instr += f" (cycle counter, {clock / 1e6:g} MHz)" if clock else " (cycle counter)"
+    elif s["ticks_median"] is not None:
+        instr = f", {s['ticks_median']:,} SysTick ticks/inference"
+    else:
+        instr = ""
     out.print(f"{verdict}: {s['exact']}/{s['samples']} samples exact with {oracle_name}{instr}", highlight=False)
     second = rep.second_opinion_summary()
     if second is not None and rep.second_opinion is not None:
@@ -291,6 +302,15 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, fl
         err.print(f"[yellow]hint:[/] find the first op that differs: tinyedge validate {model} --board {board} "
                   f"{target} {inputs} --per-layer --sample {first}", highlight=False, soft_wrap=True)
         sys.exit(1)
+
+
+def _latency(instructions: int | None, cycles: int | None, micros: float | None, ticks: int) -> str:
+    """Emulated boards: instructions; boards with a cycle counter: cycles and µs."""
+    if instructions is not None:
+        return f"{instructions:,} instructions"
+    if cycles is not None:
+        return f"{cycles:,} cycles" + (f" = {micros:,.1f} µs" if micros is not None else "")
+    return f"{ticks:,} ticks"
 
 
 def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) -> None:
@@ -463,12 +483,16 @@ def boards() -> None:
     from tinyedge.boards import list_boards, load_board
 
     table = Table()
-    for col in ("board", "core", "flash", "RAM", "QEMU machine", "description"):
+    for col in ("board", "core", "flash", "RAM", "runs on", "description"):
         table.add_column(col)
     for name in list_boards():
         b = load_board(name)
+        if b.is_library:
+            table.add_row(b.name, b.core, "-", "-", "your firmware (library)", b.description)
+            continue
+        runs_on = f"QEMU {b.qemu_machine}" if b.qemu_machine else f"board ({b.timer.upper()} timing)"
         table.add_row(b.name, b.core, f"{b.flash_size // 1024} KB", f"{b.ram_size // 1024} KB",
-                      b.qemu_machine or "-", b.description)
+                      runs_on, b.description)
     out.print(table)
 
 

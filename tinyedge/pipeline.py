@@ -8,6 +8,7 @@ from typing import Callable
 
 import numpy as np
 
+from tinyedge.build import MemoryReport
 from tinyedge.compiler import CompiledNetwork
 from tinyedge.errors import TinyEdgeError
 from tinyedge.model import Graph, load_model
@@ -72,6 +73,18 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
     if per_layer_sample is not None and not 0 <= per_layer_sample < len(samples):
         raise TinyEdgeError(f"--sample {per_layer_sample} is outside the {len(samples)} sample(s) given",
                             f"pick a sample from 0 to {len(samples) - 1}")
+    if board.is_library:
+        # The library runs inside the user's firmware, built and flashed by them:
+        # nothing to generate or build here, only a serial port to talk to.
+        if emulator or not port:
+            raise TinyEdgeError(f"{board.name} is a library for your own firmware: there is "
+                                "nothing tinyedge can run in an emulator",
+                                "flash your firmware (with te_server_run()) and pass --port")
+        say(f"validating on {port} (your firmware with the {board.name} library)")
+        return validate_on_target(net, None, samples, report_path, {}, port=port, resume=resume,
+                                  timeout=timeout, progress=progress, per_layer_sample=per_layer_sample,
+                                  layer_progress=layer_progress)
+    memory: MemoryReport | None
     if firmware is not None:
         elf = firmware / "build" / "firmware.elf" if firmware.is_dir() else firmware
         if not elf.is_file():
@@ -97,6 +110,7 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
     what = (f"every op's output for sample {per_layer_sample}" if per_layer_sample is not None
             else f"{len(samples)} samples")
     say(f"validating {what} on {target}")
-    return validate_on_target(net, elf, samples, report_path, asdict(memory), emulator=emulator, port=port,
+    return validate_on_target(net, elf, samples, report_path, asdict(memory) if memory else {},
+                              emulator=emulator, port=port,
                               resume=resume, timeout=timeout, baud=baud, progress=progress,
                               per_layer_sample=per_layer_sample, layer_progress=layer_progress)

@@ -58,6 +58,11 @@ class InferenceBound:
                 f"{self.instructions:,} instructions, {self.seconds:.2g} s on {self.where}")
 
 
+# The clock assumed for a library target's core, whose clock only the user's
+# firmware knows: slow for a Cortex-M, so that the bound stays a bound.
+UNKNOWN_CLOCK_HZ = 16_000_000
+
+
 def inference_bound(net: CompiledNetwork, emulator: str | None) -> InferenceBound:
     """The bound for ``net`` on its board, or in ``emulator`` ("qemu", "renode")."""
     graph = net.graph
@@ -72,8 +77,12 @@ def inference_bound(net: CompiledNetwork, emulator: str | None) -> InferenceBoun
     else:
         if net.board is None:
             raise ValueError("a bound on a device needs a network compiled for a board")
-        speed = float(net.board.clock_hz)
-        where = f"a {net.board.clock_hz / 1e6:g} MHz core"
+        if net.board.clock_hz:
+            speed = float(net.board.clock_hz)
+            where = f"a {net.board.clock_hz / 1e6:g} MHz core"
+        else:  # a library board (generic-cortex-*): the user's clock is not known here
+            speed = float(UNKNOWN_CLOCK_HZ)
+            where = f"a core of unknown clock (taken as {UNKNOWN_CLOCK_HZ / 1e6:g} MHz)"
     return InferenceBound(net.total_macs, elements, ops, instructions, speed, where)
 
 

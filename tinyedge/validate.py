@@ -51,6 +51,25 @@ class SampleResult:
     tflite_mismatches: int | None = None
     tflite_max_abs_diff: float | None = None
     device_resets: int = 0  # times the device reset during this sample (it was then sent again)
+    cycles: int | None = None  # real boards (DWT) and libraries (port layer): CPU cycles
+    microseconds: float | None = None  # cycles at the clock HELLO reported (when known)
+
+
+def latency_cycles(timer: str, ticks: int, cycles: int) -> int | None:
+    """CPU cycles of one RUN from its (ticks, cycles) answer, or None where the
+    board has no cycle counter to report (emulated boards: SysTick only).
+
+    ``dwt``: cycles is the 32-bit DWT count; ticks, SysTick at the CPU clock
+    extended to 64 bits, counts the same cycles give or take the few of the
+    two reads, so it tells how often CYCCNT wrapped. ``port``: the library's
+    ticks already are the port layer's cycle counter extended to 64 bits.
+    """
+    if timer == "port":
+        return ticks
+    if timer != "dwt":
+        return None
+    wraps = round((ticks - cycles) / 2**32)
+    return cycles + max(wraps, 0) * 2**32
 
 
 @dataclass
@@ -94,7 +113,11 @@ class ValidationReport:
     def summary(self) -> dict[str, Any]:
         ticks = [s.ticks for s in self.samples]
         instr = [s.instructions for s in self.samples if s.instructions is not None]
+        cycles = [s.cycles for s in self.samples if s.cycles is not None]
+        micros = [s.microseconds for s in self.samples if s.microseconds is not None]
         return {
+            "cycles_median": int(np.median(cycles)) if cycles else None,
+            "microseconds_median": float(np.median(micros)) if micros else None,
             "samples": len(self.samples),
             "exact": sum(s.exact for s in self.samples),
             "mismatched": sum(not s.exact for s in self.samples),
@@ -168,11 +191,12 @@ def link_settings(net: CompiledNetwork, emulator: str | None, timeout: float | N
             raise TinyEdgeError(f"--timeout must be positive, got {timeout:g}",
                                 "give the longest wait on the device in seconds, e.g. --timeout 30")
         source = "--timeout"
-    return LinkSettings(timeout, source, min(bound.seconds, timeout), baud or net.board.uart.baud)
+    uart_baud = net.board.uart.baud if net.board.uart is not None else 115200  # library: the port layer's
+    return LinkSettings(timeout, source, min(bound.seconds, timeout), baud or uart_baud)
 
 
 @contextlib.contextmanager
-def open_target(board: Any, elf: Path, emulator: str | None, port: str | None,
+def open_target(board: Any, elf: Path | None, emulator: str | None, port: str | None,
                 link: LinkSettings) -> Iterator[tuple[Any, str]]:
     """Yield (DeviceClient, target description); the emulator is always stopped."""
     from tinyedge.device import DeviceClient
@@ -182,14 +206,18 @@ def open_target(board: Any, elf: Path, emulator: str | None, port: str | None,
         return DeviceClient(url, timeout=link.timeout, baudrate=link.baud, run_time=link.run_time,
                             timeout_note=note)
 
+    if emulator and elf is None:
+        raise TinyEdgeError("no firmware to run in an emulator", "build the project first")
     if emulator == "qemu":
         from tinyedge.emulator.qemu import QemuInstance
 
+        assert elf is not None
         with QemuInstance(board, elf) as q, client_for(q.url) as client:
             yield client, f"qemu:{board.qemu_machine}"
     elif emulator == "renode":
         from tinyedge.emulator.renode import RenodeInstance  # raises a clear error when absent
 
+        assert elf is not None
         with RenodeInstance(board, elf) as r, client_for(r.url) as client:
             yield client, f"renode:{board.renode_platform}"
     elif port:
@@ -239,7 +267,7 @@ def oracle_info(choice: OracleChoice) -> dict[str, Any]:
 
 def validate_on_target(
     net: CompiledNetwork,
-    elf: Path,
+    elf: Path | None,
     samples: Sequence[Sequence[np.ndarray]],
     report_path: Path,
     memory: dict[str, Any],
@@ -280,6 +308,7 @@ def validate_on_target(
                 done[s["index"]] = SampleResult(**s)
 
     ipt = getattr(board, "instructions_per_tick", None) if emulator else None
+    timer = getattr(board, "timer", "systick")
     with open_target(board, elf, emulator, port, link) as (client, target):
         info = client.hello()
         check_device(info, graph)
@@ -316,6 +345,7 @@ def validate_on_target(
                 if second is not None:
                     second.reset()
                     _, tfl_mism, tfl_diff = _compare_all(result.outputs, second.run(arrays))
+                cyc = latency_cycles(timer, int(result.ticks), int(result.cycles))
                 res = SampleResult(
                     index=i, exact=exact, mismatches=mism, max_abs_diff=maxdiff, ticks=int(result.ticks),
                     instructions=int(round(result.ticks * ipt)) if ipt else None, input_sha256=digest,
@@ -323,6 +353,7 @@ def validate_on_target(
                     oracle_hex=b"".join(r.tobytes() for r in refs).hex(),
                     tflite_mismatches=tfl_mism, tflite_max_abs_diff=tfl_diff,
                     device_resets=len(client.resets) - seen,
+                    cycles=cyc, microseconds=cyc * 1e6 / info.clock_hz if cyc is not None and info.clock_hz else None,
                 )
                 report.samples.append(res)
                 report.link = link_summary(client, link)

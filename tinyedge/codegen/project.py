@@ -53,7 +53,8 @@ def generate_project(net: CompiledNetwork, outdir: str | Path, model_name: str |
 
     write_files(outdir, render_network_files(net, name))
     copy_runtime(outdir)
-    write_files(outdir, {"host/host_main.c": (templates_dir() / "host" / "host_main.c").read_text()})
+    if not board.is_library:  # a library goes into a vendor project: no second main()
+        write_files(outdir, {"host/host_main.c": (templates_dir() / "host" / "host_main.c").read_text()})
 
     ctx = {"board": board, "model_name": name, "model_sha256": graph.sha256,
            "arena_bytes": net.arena_bytes, "version": __version__}
@@ -69,6 +70,7 @@ def generate_project(net: CompiledNetwork, outdir: str | Path, model_name: str |
         "model_name": name,
         "model_sha256": graph.sha256,
         "board": board.name,
+        "target": board.target,
         "arena_bytes": net.arena_bytes,
         "total_macs": net.total_macs,
         "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in graph.input_tensors],
