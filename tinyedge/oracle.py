@@ -307,7 +307,7 @@ class SplitOracle:
     rest, with each cut op's outputs fed in as model inputs and its inputs read out
     as model outputs, and the TFLite interpreter runs each cut op alone. The two are
     iterated until the cut ops' outputs stop changing (at most one pass per cut op
-    plus one: the graph is acyclic). Each pass starts TFLM from its initial state,
+    plus two: the graph is acyclic). Each pass starts TFLM from its initial state,
     so samples are independent, as in validation."""
 
     def __init__(self, model: bytes, lacking_ops: Sequence[int], isolated: bool = False) -> None:
@@ -336,7 +336,9 @@ class SplitOracle:
         cut_values: dict[int, np.ndarray] = {
             t: np.zeros(tuple(int(d) for d in det["shape"]), det["dtype"])
             for t, det in zip(self._inputs[self._n_in:], details[self._n_in:], strict=True)}
-        for _ in range(len(self._ops) + 1):
+        # a chain of k cut ops needs k + 1 passes to carry values through, one more to see
+        # that nothing changes
+        for _ in range(len(self._ops) + 2):
             self._tflm.reset()
             results = self._tflm.run(list(inputs) + [cut_values[t] for t in self._inputs[self._n_in:]])
             known = dict(zip(self._outputs, results, strict=True)) | cut_values
@@ -344,7 +346,7 @@ class SplitOracle:
             for interp, ins, outs in self._ops:
                 interp.reset()
                 for t, value in zip(outs, interp.run([known[t] for t in ins]), strict=True):
-                    if not np.array_equal(cut_values[t], value):
+                    if value.tobytes() != cut_values[t].tobytes():  # bytes: NaN == NaN here
                         cut_values[t] = value
                         changed = True
             if not changed:
