@@ -390,24 +390,19 @@ def test_hard_swish_reluish_multiplier_has_no_witness() -> None:
     float32 and in double for every float32 ``hires`` mantissa (a quotient by 3 is an integer
     plus 1/3 or 2/3 ulp, never within reach of a Q15 rounding boundary the float32 rounding
     could cross): no input can tell the two apart, so only the output multiplier has witnesses."""
-    mantissa = np.arange(1 << 23, 1 << 24, dtype=np.int64)
-    hires = (mantissa.astype(np.float64) * 2.0 ** -31).astype(F32)  # exact
-
-    def q15(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """QuantizeMultiplier, then DownScaleInt32ToInt16Multiplier, vectorized."""
+    hires = (np.arange(1 << 23, 1 << 24, dtype=np.float64) * 2.0**-31).astype(F32)  # every mantissa, exact
+    reals = {"double": hires.astype(np.float64) / (3.0 / 32768.0),
+             "float32": (hires / F32(3.0 / 32768.0)).astype(np.float64)}
+    q31, q15 = {}, {}
+    for name, real in reals.items():  # QuantizeMultiplier, then DownScaleInt32ToInt16Multiplier
         q, e = np.frexp(real)
-        m = np.floor(q * 2.0 ** 31 + 0.5).astype(np.int64)
+        m = np.floor(q * 2.0**31 + 0.5).astype(np.int64)
         top = m == 1 << 31
-        m, e = np.where(top, m // 2, m), np.where(top, e + 1, e)
-        return np.where(m >= (1 << 31) - 1 - (1 << 15), (1 << 15) - 1, (m + (1 << 15)) >> 16), e
-
-    exact = q15(hires.astype(np.float64) / (3.0 / 32768.0))
-    single = q15((hires / F32(3.0 / 32768.0)).astype(np.float64))
-    assert np.array_equal(exact[0], single[0]) and np.array_equal(exact[1], single[1])
-    q31_differ = np.count_nonzero(np.floor(np.frexp(hires.astype(np.float64) / (3.0 / 32768.0))[0] * 2.0**31 + 0.5)
-                                  != np.floor(np.frexp((hires / F32(3.0 / 32768.0)).astype(np.float64))[0]
-                                              * 2.0**31 + 0.5))
-    assert q31_differ > mantissa.size // 2  # the Q31 multipliers do differ; Q15 hides it
+        q31[name] = (np.where(top, m >> 1, m), e + top)
+        q15[name] = (np.minimum((q31[name][0] + (1 << 15)) >> 16, (1 << 15) - 1), q31[name][1])
+    assert all(np.array_equal(a, b) for a, b in zip(q15["double"], q15["float32"]))
+    q31_differ = int(np.count_nonzero(q31["double"][0] != q31["float32"][0]))
+    assert q31_differ > hires.size // 2  # the Q31 multipliers do differ; Q15 hides it
 
 
 # (s_in, z_in, s_out, z_out, x): RELU_N1_TO_1 outputs, inside its [-1, 1] clamp, where the
@@ -440,3 +435,37 @@ def test_relu_n1_to_1_multiplier_is_tflites(tmp_path: Path) -> None:
         mult, shift = quant.quantize_multiplier(quant.scale_ratio(s_in, s_out))
         double = max(lo, min(hi, quant.mul_by_quantized_multiplier(x - z_in, mult, shift) + z_out))
         assert double != tflite, f"{(s_in, x)}: not a witness"
+
+
+# ---- bounds: a constant over a scale, in float32
+
+
+def _tie_scale(bound: float, k: int) -> float:
+    """A float32 scale s whose float32 quotient bound / s is exactly k + 1/2 while the exact one
+    is below it: roundf of the float32 quotient gives k + 1, the exact quotient rounds to k."""
+    base = F32(bound / (k + 0.5))
+    for d in range(4096):
+        for s in (F32(base + F32(d) * np.spacing(base)), F32(base - F32(d) * np.spacing(base))):
+            if float(F32(bound) / s) == k + 0.5 and bound / float(s) < k + 0.5:
+                return float(s)
+    raise AssertionError(f"no float32 scale puts {bound} / s on the tie {k} + 1/2")
+
+
+def test_activation_bounds_divide_in_float32(tmp_path: Path) -> None:
+    """RELU6's upper bound (Relu6Prepare: ``roundf(6.0f / in_s)``) and a fused activation's
+    (CalculateActivationRangeQuantized: ``roundf(6.0f / out_s)``) are float32 quotients in the
+    wheel too (``divss`` in its machine code). With a scale that puts the float32 quotient on a
+    tie the exact one is just below, the clamped outputs tell the two derivations apart: TFLM's
+    bound is the float32 one, and so is ours."""
+    s_relu6, zp_relu6 = _tie_scale(6.0, 90), -100
+    s_mul, zp_mul = _tie_scale(6.0, 150), -120
+    relu6 = Op("RELU6", [T((1, 1), "int8", s_relu6, zp_relu6)], [T((1, 1), "int8", s_relu6, zp_relu6)])
+    mul_relu6 = Op("MUL", [T((1, 1), "int8", 0.05, 0), T((1, 1), "int8", 0.05, 0)], [T((1, 1), "int8", s_mul, zp_mul)],
+                   _options("MulOptions", FusedActivationFunction=ACT["RELU6"]))
+    model = build_ops([relu6, mul_relu6])
+    feeds = [_one(127), _one(127), _one(127)]  # 127 * 0.05 * 127 * 0.05 > 6: clamped
+    want = [int(o.reshape(-1)[0]) for o in TflmOracle(model).run(feeds)]
+    got = [int(o.reshape(-1)[0]) for o in HostNetwork(read_model(model, "bounds"), tmp_path).run_many([feeds])[0]]
+    assert got == want
+    exact = [zp_relu6 + 90, zp_mul + 150]  # zero point + the exact quotient rounded (it is below the tie)
+    assert all(w != e for w, e in zip(want, exact)), f"not witnesses: TFLM's bounds {want} are the exact ones"
