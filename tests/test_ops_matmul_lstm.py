@@ -48,6 +48,7 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import inspect
+import math
 import os
 import shutil
 import subprocess
@@ -406,7 +407,7 @@ def test_batch_matmul_rounding_is_tflms(cases: tuple[MatmulCase, ...], tflm: str
         g = read_model(data, case.name)
         op = g.operators[0]
         lhs, rhs, out = (g.tensor(i) for i in (*op.inputs, op.outputs[0]))
-        real = quant.f32(quant.f32(lhs.scale) * quant.f32(rhs.scale)) / float(quant.f32(out.scale))
+        real = float(np.float32(lhs.scale)) * float(np.float32(rhs.scale)) / float(np.float32(out.scale))
         mult, shift = quant.quantize_multiplier(real)
         info = np.iinfo(np.dtype(out.dtype))
         oracle = Oracle(data)
@@ -513,7 +514,10 @@ def _c_value(v: object) -> str:
     return str(int(v)) if isinstance(v, (int, np.integer)) else str(v)
 
 
-def _harness_source(g: Graph, op: Any) -> tuple[str, int, int, int]:
+def _harness_source(g: Graph, op: Any, reset_each: bool = False) -> tuple[str, int, int, int]:
+    """A host program running te_lstm_s8 on the inferences it reads from stdin, writing the
+    output, the output state and the cell state after each (the state carries over unless
+    ``reset_each``: then every inference starts from TFLM's initial state)."""
     low = load_all()["UNIDIRECTIONAL_SEQUENCE_LSTM"].lower(op, LowerCtx(g, op))
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
     h, c = g.tensor(op.inputs[18]), g.tensor(op.inputs[19])
@@ -528,9 +532,12 @@ int main(void)
     static int8_t in[{x.size}], out[{y.size}];
     static int8_t h[{h.size}];
     static int16_t c[{c.size}], scratch[{low.scratch_bytes // 2}];
-    int i;
-    for (i = 0; i < {h.size}; ++i) h[i] = {h.zero_point};
+    int i, first = 1;
     while (fread(in, 1, sizeof in, stdin) == sizeof in) {{
+        if (first || {int(reset_each)}) {{
+            for (i = 0; i < {h.size}; ++i) {{ h[i] = {h.zero_point}; c[i] = 0; }}
+            first = 0;
+        }}
         te_lstm_s8(&P, in, out, h, c, scratch);
         fwrite(out, 1, sizeof out, stdout);
         fwrite(h, 1, sizeof h, stdout);
@@ -541,15 +548,42 @@ int main(void)
     return "\n".join(lines) + "\n", y.size, h.size, c.size
 
 
-def _lstm_states_from_oracle(data: bytes, op: Any, samples: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
+def _lstm_states_from_oracle(data: bytes, op: Any, samples: list[np.ndarray],
+                             reset_each: bool = False) -> list[tuple[np.ndarray, ...]]:
     """The TFLM interpreter keeping every tensor (its GetTensor): the LSTM's output and its two
-    variable tensors after each inference, samples in order."""
+    variable tensors after each inference, samples in order (each from the initial state if
+    ``reset_each``)."""
     oracle = TflmOracle(data, preserve_all_tensors=True)
     rows = []
     for s in samples:
+        if reset_each:
+            oracle.reset()
         oracle.run([s])
         rows.append(tuple(np.array(oracle._interp.GetTensor(i, 0)["tensor_data"], copy=True)
                           for i in (op.outputs[0], op.inputs[18], op.inputs[19])))
+    return rows
+
+
+def run_lstm_kernel(g: Graph, workdir: Path, xs: list[np.ndarray],
+                    reset_each: bool = False) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """te_lstm_s8 alone (lowered as tinyedge lowers the graph's LSTM now) on ``xs`` in order:
+    (output, output state, cell state) after each inference."""
+    op = _op(g, "UNIDIRECTIONAL_SEQUENCE_LSTM")
+    src, n_out, n_h, n_c = _harness_source(g, op, reset_each)
+    runtime = templates_dir() / "runtime"
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "harness.c").write_text(src)
+    exe = workdir / "harness"
+    subprocess.run(["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{runtime}", "harness.c",
+                    str(runtime / "te_lstm.c"), "-o", str(exe)], cwd=workdir, check=True)
+    proc = subprocess.run([str(exe)], input=b"".join(x.tobytes() for x in xs), capture_output=True, check=True)
+    step = n_out + n_h + 2 * n_c
+    assert len(proc.stdout) == step * len(xs)
+    rows = []
+    for i in range(len(xs)):
+        chunk = proc.stdout[i * step:(i + 1) * step]
+        rows.append((np.frombuffer(chunk[:n_out], np.int8), np.frombuffer(chunk[n_out:n_out + n_h], np.int8),
+                     np.frombuffer(chunk[n_out + n_h:], np.int16)))
     return rows
 
 
@@ -559,23 +593,11 @@ def check_lstm_kernel(data: bytes, name: str, workdir: Path, n: int, seed: int) 
     [n, cells]."""
     g = read_model(data, name)
     op = _op(g, "UNIDIRECTIONAL_SEQUENCE_LSTM")
-    src, n_out, n_h, n_c = _harness_source(g, op)
-    runtime = templates_dir() / "runtime"
-    (workdir / "harness.c").write_text(src)
-    exe = workdir / "harness"
-    subprocess.run(["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{runtime}", "harness.c",
-                    str(runtime / "te_lstm.c"), "-o", str(exe)], cwd=workdir, check=True)
     rng = np.random.default_rng(seed)
     xs = [random_int8(g.tensor(op.inputs[0]).shape, rng) for _ in range(n)]
-    proc = subprocess.run([str(exe)], input=b"".join(x.tobytes() for x in xs), capture_output=True, check=True)
-    step = n_out + n_h + 2 * n_c
-    assert len(proc.stdout) == step * n
     cells = []
-    for i, (w_out, w_h, w_c) in enumerate(_lstm_states_from_oracle(data, op, xs)):
-        chunk = proc.stdout[i * step:(i + 1) * step]
-        out = np.frombuffer(chunk[:n_out], np.int8)
-        h = np.frombuffer(chunk[n_out:n_out + n_h], np.int8)
-        c = np.frombuffer(chunk[n_out + n_h:], np.int16)
+    for i, ((out, h, c), (w_out, w_h, w_c)) in enumerate(zip(run_lstm_kernel(g, workdir, xs),
+                                                            _lstm_states_from_oracle(data, op, xs))):
         assert np.array_equal(out, w_out.reshape(-1)), f"{name} inference {i}: output differs"
         assert np.array_equal(h, w_h.reshape(-1)), f"{name} inference {i}: output state differs"
         assert np.array_equal(c, w_c.reshape(-1)), f"{name} inference {i}: cell state {c} vs {w_c.reshape(-1)}"
@@ -648,6 +670,122 @@ def test_lstm_kernel_every_cell_scale(cell_shift: int, factor: float, models: di
     if factor == 1.0006:  # the clip comes from the true scale, not from 2^cell_shift (and acts, above)
         exact = dataclasses.replace(cell, quant=Quant((2.0 ** cell_shift,), (0,), 0))
         assert clip == 10233 != lstm.quantized_cell_clip(pop, exact)
+
+
+# ---- the wheel's Prepare derivations, pinned by witnesses
+#
+# The pinned TFLM wheel derives the gates' multipliers as double(x_s) * double(w_s) / 2^-12
+# (GetQuantizedConvolutionMultipler converts both scales before multiplying), the inter-gate
+# products' as double(2^-15) * double(2^-15) / double(s), and the cell clip as double(clip) /
+# double(s_c) (its machine code; the TFLM sources of Aug 2026 multiply the gates' float32
+# scales first). Each alternative changes a multiplier's last bits, which shows at rare inputs
+# only: search them with the kernel built both ways, then ask TFLM.
+
+
+def _nearby_float32(s: float, err: Callable[[float], float], ulps: int = 3000) -> float:
+    """The float32 within ``ulps`` of ``s`` where ``err`` (a relative rounding error) is largest."""
+    cands = np.float32(s) + np.arange(-ulps, ulps + 1) * np.spacing(np.float32(s))
+    return float(max(cands.astype(np.float32), key=lambda v: err(float(v))))
+
+
+def _f32_error(exact: float) -> float:
+    return abs(float(np.float32(exact)) - exact) / exact
+
+
+def _power_of_two(s: float) -> float:
+    return 2.0 ** (math.frexp(s)[1] - 1)
+
+
+def _gate_witness_model(data: bytes) -> bytes:
+    """Each weight scale moved (by a few ulps) to where its float32 product with the input or
+    output state scale is rounded the most: the gates' two derivations differ most."""
+    g = read_model(data, "gates")
+    op = g.operators[0]
+    for k in range(1, 9):  # input_to_* (1..4, next to the input's scale), recurrent_to_* (5..8)
+        side = g.tensor(op.inputs[0 if k < 5 else 18]).scale
+        w = _nearby_float32(g.tensor(op.inputs[k]).scale, lambda v, a=side: _f32_error(a * v))
+        data = with_tensor_scale(data, op.inputs[k], w)
+    return data
+
+
+def _inter_gate_witness_model(data: bytes) -> bytes:
+    """Weight scales powers of two (the gates' products exact either way), a cell scale near
+    1.3 * 2^-12 and the output state's scale moved to where 2^-30 / scale rounds the most in
+    float32: only the inter-gate products' derivations differ."""
+    g = read_model(data, "inter")
+    op = g.operators[0]
+    for k in range(1, 9):
+        data = with_tensor_scale(data, op.inputs[k], _power_of_two(g.tensor(op.inputs[k]).scale))
+    quotient = lambda v: _f32_error(2.0**-30 / v)  # noqa: E731
+    data = with_tensor_scale(data, op.inputs[19], _nearby_float32(1.3 * 2.0**-12, quotient))
+    h = g.tensor(op.inputs[18]).scale
+    for k in (op.inputs[18], op.outputs[0]):
+        data = with_tensor_scale(data, k, _nearby_float32(h, quotient))
+    return data
+
+
+def _clip_witness_model(data: bytes) -> bytes:
+    """A cell scale near 2^-10 where clip / scale lies just below an integer that the float32
+    quotient rounds up to: the quantized clips differ by one (and this model's cells reach it)."""
+    g = read_model(data, "clip")
+    op = g.operators[0]
+    clip = float(np.float32(op.options["cell_clip"]))
+    for k in range(1, 100_000):
+        scale = float(np.float32(2.0**-10) + np.float32(k) * np.spacing(np.float32(2.0**-10)))
+        if math.floor(clip / scale) != math.floor(float(np.float32(clip) / np.float32(scale))):
+            return with_tensor_scale(data, op.inputs[19], scale)
+    raise AssertionError("no cell scale separates the clip's derivations")
+
+
+@dataclass(frozen=True)
+class LstmWitness:
+    part: str  # what the other derivation changes: "gates", "inter-gate" or "clip"
+    model: str
+    patch: Callable[[bytes], bytes]
+    other: str  # the alternative (tests/test_prepare_witnesses.py ALTERNATIVES)
+    n: int  # inferences searched
+    seed: int
+
+
+LSTM_WITNESSES = [
+    LstmWitness("gates", "lstm_t6_u8", _gate_witness_model, "float32 product", 16000, 1),
+    LstmWitness("inter-gate", "lstm_t6_u8", _inter_gate_witness_model, "float32", 16000, 2),
+    LstmWitness("clip", "lstm_clip_t20_u5", _clip_witness_model, "float32 quotient", 40, 3),
+]
+
+
+@pytest.mark.parametrize("w", LSTM_WITNESSES, ids=lambda w: w.part)
+def test_lstm_prepare_derived_as_the_wheel(w: LstmWitness, models: dict[str, bytes], tmp_path: Path) -> None:
+    """Inferences (each from the initial state) where the kernel built with the other
+    derivation of one part gives another output, output state or cell state: TFLM's are ours."""
+    from test_prepare_witnesses import derived_as
+    from tinyedge.ops import lstm
+
+    data = w.patch(models[w.model])
+    g = read_model(data, w.part)
+    op = g.operators[0]
+    cell, hidden = g.tensor(op.inputs[19]), g.tensor(op.inputs[18])
+
+    def derived() -> dict[str, object]:
+        return {"gates": [lstm.gate_reals(op, g, k) for k in range(4)],
+                "inter-gate": lstm.inter_gate_reals(cell, hidden), "clip": lstm.quantized_cell_clip(op, cell)}
+
+    ours = derived()
+    with derived_as(w.other):
+        theirs = derived()
+    assert [part for part in ours if ours[part] != theirs[part]] == [w.part]
+
+    rng = np.random.default_rng(w.seed)
+    xs = [random_int8(g.tensor(op.inputs[0]).shape, rng) for _ in range(w.n)]
+    mine = run_lstm_kernel(g, tmp_path / "ours", xs, reset_each=True)
+    with derived_as(w.other):
+        alt = run_lstm_kernel(g, tmp_path / "other", xs, reset_each=True)
+    telling = [i for i in range(w.n) if any(not np.array_equal(a, b) for a, b in zip(mine[i], alt[i]))][:8]
+    assert len(telling) >= 3, f"{w.part}: only {len(telling)} of {w.n} inferences tell the derivations apart"
+    for i, tflm in zip(telling, _lstm_states_from_oracle(data, op, [xs[i] for i in telling], reset_each=True)):
+        want = [t.reshape(-1) for t in tflm]
+        assert all(np.array_equal(a, b) for a, b in zip(mine[i], want)), f"{w.part}: inference {i} is not TFLM's"
+        assert not all(np.array_equal(a, b) for a, b in zip(alt[i], want))
 
 
 def test_lstm_cell_reaches_the_output_at_every_scale(models: dict[str, bytes]) -> None:
@@ -884,7 +1022,9 @@ def test_kernels_and_generated_code_compile_warning_free(target: str, models: di
 def test_lstm_and_matmul_on_device(board: str, models: dict[str, bytes], tmp_path: Path) -> None:
     """The firmware (validation server in QEMU) gives TFLM's bytes for an LSTM model (every sample
     from the initial state: te_network_reset() on the device, reset() in TFLM), an int8 and an
-    int16 BATCH_MATMUL."""
+    int16 BATCH_MATMUL; on the Cortex-M4F also for the multiplier-derivation witnesses of
+    tests/test_prepare_witnesses.py (BATCH_MATMUL int8 and int16, RELU, LEAKY_RELU, PRELU,
+    HARD_SWISH, MUL, QUANTIZE, MEAN, SOFTMAX), on their witness inputs."""
     for tool in ("qemu-system-arm", "arm-none-eabi-gcc", "make"):
         require_tool(tool)
     from tinyedge.pipeline import validate_model
@@ -896,3 +1036,10 @@ def test_lstm_and_matmul_on_device(board: str, models: dict[str, bytes], tmp_pat
                                 report_path=tmp_path / f"{name}.json", project=tmp_path / f"fw_{name}")
         assert report.complete and len(report.samples) == n
         assert report.all_exact, [s for s in report.samples if not s.exact][:1]
+    if board == "mps2-an386":
+        from test_kernels_misc import validate_on_device
+        from test_prepare_witnesses import witness_model
+
+        data, feeds = witness_model()
+        (tmp_path / "witnesses").mkdir()
+        validate_on_device(data, board, tmp_path / "witnesses", [feeds])

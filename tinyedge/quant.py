@@ -98,6 +98,32 @@ def f32(x: float | np.floating) -> float:
     return float(np.float32(x))
 
 
+def scale_ratio(num: float, den: float) -> float:
+    """``double(num) / double(den)`` of two float32 scales: one rounding, in double.
+
+    How the pinned ``tflite-micro`` wheel derives RELU's, LEAKY_RELU's identity,
+    HARD_SWISH's, PRELU's identity, QUANTIZE's requantization and MEAN's real
+    multipliers (its machine code converts both floats to double before the divsd;
+    several TFLM sources read as a float32 division ``in_scale / out_scale``, which
+    the witnesses in tests/test_prepare_witnesses.py tell apart).
+    """
+    return f32(num) / f32(den)
+
+
+def scale_product_ratio(a: float, b: float, den: float) -> float:
+    """``double(a) * double(b) / double(den)`` of float32 values: the product is exact
+    in double (24 + 24 significant bits), the quotient rounded once.
+
+    How the pinned ``tflite-micro`` wheel derives MUL's, PRELU's alpha, LEAKY_RELU's
+    alpha, BATCH_MATMUL's and the LSTM gates' real multipliers
+    (``GetQuantizedConvolutionMultipler`` included: see :func:`conv_effective_scales`).
+    The float32 product ``f32(a * b)`` that TFLite and several TFLM sources take first
+    changes the last bits of the Q31 mantissa; witnesses against the TFLM interpreter
+    pin the difference down.
+    """
+    return f32(a) * f32(b) / f32(den)
+
+
 def conv_effective_scales(input_scale: float, filter_scales: Sequence[float],
                           output_scale: float, n_channels: int) -> list[float]:
     """Real multipliers of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED, one per output channel.
@@ -115,7 +141,7 @@ def conv_effective_scales(input_scale: float, filter_scales: Sequence[float],
     if len(filter_scales) not in (1, n_channels):
         raise ValueError(f"{len(filter_scales)} filter scales for {n_channels} channels")
     scales = list(filter_scales) if len(filter_scales) == n_channels else [filter_scales[0]] * n_channels
-    return [float(input_scale) * float(s) / float(output_scale) for s in scales]
+    return [scale_product_ratio(input_scale, s, output_scale) for s in scales]
 
 
 def activation_range(activation: str, scale: float, zero_point: int,

@@ -6,27 +6,34 @@ RELU, RELU_N1_TO_1 -> ``te_relu_s8``; RELU6 -> ``te_clamp_s8``; LEAKY_RELU ->
 table computed here with exact integer arithmetic.
 
 The constants reproduce TensorFlow Lite Micro's Prepare functions (the
-oracle), including where they compute in float32 before widening to double
-(``params.scale`` fields are floats, so ``input->params.scale /
-output->params.scale`` is a float division):
+oracle) as the pinned ``tflite-micro`` wheel computes them. Its machine code
+converts every float32 scale to double before dividing or multiplying, for
+RELU, LEAKY_RELU and HARD_SWISH too, although the TFLM sources of Aug 2026
+read as float32 arithmetic there (``static_cast<double>(input->params.scale /
+output->params.scale)``); tests/test_prepare_witnesses.py has scales and
+inputs where the two derivations give other bytes, and TFLM's are the double
+ones:
 
-- RELU (CalculateReluOpData): ``QuantizeMultiplier(float(in_s / out_s))``; the
-  range is ``[max(-128, out_zp), 127]``.
+- RELU (CalculateReluOpData): ``QuantizeMultiplier(double(in_s) /
+  double(out_s))``; the range is ``[max(-128, out_zp), 127]``.
 - RELU6 (Relu6Prepare): no requantization at all: TFLM clamps the raw int8
   input to ``[in_zp, FloatToQuantizedType(6.0f, in_s, in_zp)]`` and never
   reads the output's quantization.
 - RELU_N1_TO_1: TFLM has no kernel. tinyedge keeps TFLite's reference
-  arithmetic (RELU's requantization, clamped to ``out_zp + roundf(+-1 /
-  out_s)``); such models are compared with the TFLite interpreter.
-- LEAKY_RELU (CalculateOpDataLeakyRelu): identity ``float(in_s / out_s)``,
-  alpha ``float(float(in_s * alpha) / out_s)``; a negative alpha multiplier is
-  applied as its absolute value and the result negated (QuantizeLeakyRelu).
+  arithmetic (RELU's requantization with TFLite's float32 multiplier
+  ``QuantizeMultiplier(float(in_s / out_s))``, clamped to ``out_zp +
+  roundf(+-1 / out_s)``); such models are compared with the TFLite
+  interpreter.
+- LEAKY_RELU (CalculateOpDataLeakyRelu): identity ``double(in_s) /
+  double(out_s)``, alpha ``double(in_s) * double(alpha) / double(out_s)``; a
+  negative alpha multiplier is applied as its absolute value and the result
+  negated (QuantizeLeakyRelu).
 - PRELU (CalculatePreluParams): ``double(in_s) / double(out_s)`` and
   ``double(in_s) * double(alpha_s) / double(out_s)``, in double.
-- HARD_SWISH (HardSwishPrepare): float32 ``hires = in_s / 128``, ``hires /
-  out_s`` and ``hires / (3 / 32768)``, each QuantizeMultiplier'd then rounded
-  to a 16-bit multiplier (DownScaleInt32ToInt16Multiplier); TFLM refuses an
-  output exponent above 0.
+- HARD_SWISH (HardSwishPrepare): float32 ``hires = in_s / 128`` (exact),
+  ``double(hires) / double(out_s)`` and ``double(hires) / (3 / 32768)``, each
+  QuantizeMultiplier'd then rounded to a 16-bit multiplier
+  (DownScaleInt32ToInt16Multiplier); TFLM refuses an output exponent above 0.
 - LOGISTIC / TANH (CalculateArithmeticOpDataLogistic / TanhPrepare):
   ``frexp(double(in_s) * 2^27)`` gives the Q31 input multiplier and left
   shift, ``floor(15 * 2^27 / 2^shift)`` the input range radius (both exact in
@@ -47,7 +54,7 @@ import math
 
 import numpy as np
 
-from tinyedge import fixedpoint
+from tinyedge import fixedpoint, quant
 from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, register
 from tinyedge.ops.broadcast import MAX_DIMS, broadcast_shape, padded
@@ -60,14 +67,21 @@ F32 = np.float32
 # ---- host arithmetic, as TFLM's Prepare does it -----------------------------------------
 
 
-def ratio_f32(num: float, den: float) -> float:
-    """``a->params.scale / b->params.scale``: a float32 division, widened."""
-    return f32(F32(num) / F32(den))
+def relu_multiplier(opcode: str, in_scale: float, out_scale: float) -> float:
+    """The requantization's real multiplier: RELU, TFLM's CalculateReluOpData as the pinned
+    wheel computes it, in double; RELU_N1_TO_1 (no TFLM kernel), TFLite's ReluPrepare,
+    ``input->params.scale / output->params.scale``, a float32 division (as measured against the
+    TFLite interpreter: tests/test_prepare_witnesses.py)."""
+    if opcode == "RELU_N1_TO_1":
+        return f32(F32(in_scale) / F32(out_scale))
+    return quant.scale_ratio(in_scale, out_scale)
 
 
-def product_ratio_f32(a: float, b: float, den: float) -> float:
-    """``a * b / den`` with float32 operands, left to right, in float32."""
-    return f32(F32(F32(a) * F32(b)) / F32(den))
+def leaky_relu_multipliers(in_scale: float, alpha: float, out_scale: float) -> tuple[float, float]:
+    """CalculateOpDataLeakyRelu's (identity, alpha) real multipliers, as the pinned wheel
+    computes them: ``double(in_s) / double(out_s)`` and ``double(in_s) * double(alpha) /
+    double(out_s)`` (alpha is the float32 option)."""
+    return quant.scale_ratio(in_scale, out_scale), quant.scale_product_ratio(in_scale, alpha, out_scale)
 
 
 def roundf(x: float) -> float:
@@ -90,11 +104,13 @@ def downscale_to_int16(mult32: int) -> int:
 
 
 def hard_swish_constants(in_scale: float, out_scale: float) -> dict[str, int]:
-    """HardSwishPrepare's HardSwishParams (multipliers in float32, then Q31, then Q15)."""
+    """HardSwishPrepare's HardSwishParams: ``hires = (1/128)f * in_s`` in float32 (exact), the
+    two real multipliers ``double(hires) / double(out_s)`` and ``double(hires) / (3 / 32768)``
+    in double (the pinned wheel's machine code), then Q31, then Q15."""
     hires = f32(F32(1.0 / 128.0) * F32(in_scale))
-    reluish_scale = f32(F32(3.0) / F32(32768.0))
-    out_m, out_e = quantize_multiplier(f32(F32(hires) / F32(out_scale)))
-    rel_m, rel_e = quantize_multiplier(f32(F32(hires) / F32(reluish_scale)))
+    reluish_scale = f32(F32(3.0) / F32(32768.0))  # exact: 3 * 2^-15
+    out_m, out_e = quantize_multiplier(quant.scale_ratio(hires, out_scale))
+    rel_m, rel_e = quantize_multiplier(quant.scale_ratio(hires, reluish_scale))
     return {"output_mult_fp16": downscale_to_int16(out_m), "output_exp": out_e,
             "reluish_mult_fp16": downscale_to_int16(rel_m), "reluish_exp": rel_e}
 
@@ -228,7 +244,7 @@ def _io(op: Operator, ctx: LowerCtx) -> tuple[Tensor, Tensor, str, str]:
 def _lower_relu(op: Operator, ctx: LowerCtx) -> Lowered:
     """RELU (TFLM's ReluQuantized) and RELU_N1_TO_1 (TFLite's reference arithmetic)."""
     x, y, xin, yout = _io(op, ctx)
-    real = ratio_f32(x.scale, y.scale)
+    real = relu_multiplier(op.opcode, x.scale, y.scale)
     mult, shift = quantize_multiplier(real)
     act_min, act_max = activation_range(op.opcode, y.scale, y.zero_point)
     pname = ctx.name("params")
@@ -260,8 +276,9 @@ def _lower_relu6(op: Operator, ctx: LowerCtx) -> Lowered:
 def _lower_leaky_relu(op: Operator, ctx: LowerCtx) -> Lowered:
     x, y, xin, yout = _io(op, ctx)
     alpha = float(op.options.get("alpha", 0.2))
-    id_m, id_s = quantize_multiplier(ratio_f32(x.scale, y.scale))
-    al_m, al_s = quantize_multiplier(product_ratio_f32(x.scale, alpha, y.scale))
+    identity, alpha_real = leaky_relu_multipliers(x.scale, alpha, y.scale)
+    id_m, id_s = quantize_multiplier(identity)
+    al_m, al_s = quantize_multiplier(alpha_real)
     pname = ctx.name("params")
     return Lowered(
         comment=f"LEAKY_RELU alpha {f32(alpha):.9g}, {x.describe()} -> {y.describe()}",
@@ -277,8 +294,8 @@ def _lower_leaky_relu(op: Operator, ctx: LowerCtx) -> Lowered:
 def _lower_prelu(op: Operator, ctx: LowerCtx) -> Lowered:
     g = ctx.graph
     x, alpha, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
-    m1, s1 = quantize_multiplier(float(x.scale) / float(y.scale))
-    m2, s2 = quantize_multiplier(float(x.scale) * float(alpha.scale) / float(y.scale))
+    m1, s1 = quantize_multiplier(quant.scale_ratio(x.scale, y.scale))
+    m2, s2 = quantize_multiplier(quant.scale_product_ratio(x.scale, alpha.scale, y.scale))
     alpha_name, consts = int8_operand(ctx, op.inputs[1], "alpha")
     bcast = padded(alpha.shape, MAX_DIMS) != padded(x.shape, MAX_DIMS)
     pname = ctx.name("params")

@@ -9,9 +9,10 @@ asymmetric (non-zero zero point) in int8, unlike FULLY_CONNECTED weights; in
 the converter's 16x8 mode every operand is int16 with zero point 0.
 
 TFLM (micro/kernels/batch_matmul.cc) Prepare, reproduced on the host: the
-real multiplier ``double(float(lhs_scale * rhs_scale)) / double(output_scale)``
-(GetQuantizedConvolutionMultipler) as a Q31 multiplier and shift
-(QuantizeMultiplier); what it refuses (operand types that differ, an output
+real multiplier ``double(lhs_scale) * double(rhs_scale) / double(output_scale)``
+(GetQuantizedConvolutionMultipler: the pinned wheel converts both scales to
+double before multiplying, where the TFLM sources of Aug 2026 multiply the
+float32 scales first) as a Q31 multiplier and shift (QuantizeMultiplier); what it refuses (operand types that differ, an output
 type other than the inputs', ranks outside 2..5, batch dims that do not
 broadcast, depths that differ, int16 zero points other than 0) is refused
 with its reason. Here the batch broadcasting and adj_x / adj_y become element
@@ -108,7 +109,7 @@ def check_batch_matmul(op: Operator, graph: Graph) -> list[str]:
     want = g.out_batch + (g.rows, g.cols)
     if not problems and _extend(out.shape, MAX_RANK) != want:
         problems.append(f"output shape {list(out.shape)} does not match the product's {list(want)}")
-    real = _real_multiplier(lhs, rhs, out)
+    real = real_multiplier(lhs, rhs, out)
     if not problems and not 0.0 <= real < 2.0 ** 30:
         problems.append(f"the requantization multiplier {real:g} is negative or 2^30 or more: TFLM shifts an "
                         "int32 left by more than 30 bits there (undefined behaviour)")
@@ -118,9 +119,11 @@ def check_batch_matmul(op: Operator, graph: Graph) -> list[str]:
     return problems
 
 
-def _real_multiplier(lhs: Tensor, rhs: Tensor, out: Tensor) -> float:
-    """GetQuantizedConvolutionMultipler: double(float(lhs_scale * rhs_scale)) / double(out_scale)."""
-    return quant.f32(quant.f32(lhs.scale) * quant.f32(rhs.scale)) / float(quant.f32(out.scale))
+def real_multiplier(lhs: Tensor, rhs: Tensor, out: Tensor) -> float:
+    """GetQuantizedConvolutionMultipler as the pinned TFLM wheel computes it:
+    double(lhs_scale) * double(rhs_scale) / double(out_scale) (not the float32 product the
+    TFLM sources of Aug 2026 take first; tests/test_ops_matmul_lstm.py has witnesses)."""
+    return quant.scale_product_ratio(lhs.scale, rhs.scale, out.scale)
 
 
 def _batch_strides(shape: tuple[int, ...], matrix: int) -> tuple[int, int, int]:
@@ -167,7 +170,7 @@ def lower_batch_matmul(op: Operator, ctx: LowerCtx) -> Lowered:
         consts.append(ConstArray(rhs_ref, ctype, _const_depth_major(rhs, adj_y).reshape(-1),
                                  f"constant rhs {list(rhs.shape)} as [..., cols={g.cols}, depth={g.depth}]"))
         rhs_depth, rhs_col = 1, g.depth
-    mult, shift = quant.quantize_multiplier(_real_multiplier(lhs, rhs, out))
+    mult, shift = quant.quantize_multiplier(real_multiplier(lhs, rhs, out))
     lb = _batch_strides(g.lhs_shape, g.rows * g.depth)
     rb = _batch_strides(g.rhs_shape, g.depth * g.cols)
     params: dict[str, object] = {

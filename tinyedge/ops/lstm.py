@@ -21,10 +21,12 @@ firmware_templates/runtime/te_lstm.c. Its Prepare, reproduced here with the
 same IEEE operations:
 
 - per gate, two fully connected layers into Q3.12 (scale 2^-12):
-  ``double(float(x_scale * w_scale)) / 2^-12`` for the input and the same
+  ``double(x_scale) * double(w_scale) / 2^-12`` for the input and the same
   with the output state's scale for the recurrent side
-  (CalculateOpDataFullyConnected / GetQuantizedConvolutionMultipler), each as
-  a Q31 multiplier (QuantizeMultiplier);
+  (CalculateOpDataFullyConnected / GetQuantizedConvolutionMultipler: the
+  pinned wheel converts both scales to double before multiplying, where the
+  TFLM sources of Aug 2026 multiply the float32 scales first), each as a Q31
+  multiplier (QuantizeMultiplier);
 - three element-wise products (CreateInterGateMulParams, in double): forget
   gate x cell ``2^-15 * s_c / s_c``, input gate x cell gate ``2^-15 * 2^-15
   / s_c`` and tanh(cell) x output gate ``2^-15 * 2^-15 / s_h`` with the
@@ -129,22 +131,25 @@ def _multiplier(real: float) -> tuple[int, int]:
     return quant.quantize_multiplier(real)
 
 
-def _gate_reals(op: Operator, graph: Graph, g: int) -> tuple[float, float]:
-    """Real multipliers of gate g's input and recurrent fully connected layers: in
-    GetQuantizedConvolutionMultipler, the float32 product of the two scales, over 2^-12 in double."""
+def gate_reals(op: Operator, graph: Graph, g: int) -> tuple[float, float]:
+    """Real multipliers of gate g's input and recurrent fully connected layers
+    (CalculateOpDataFullyConnected -> GetQuantizedConvolutionMultipler): in the pinned TFLM
+    wheel double(x_scale) * double(w_scale) / double(2^-12), the product exact in double (not
+    the float32 product the TFLM sources of Aug 2026 take first)."""
     x, h = graph.tensor(op.inputs[INPUT]), graph.tensor(op.inputs[OUTPUT_STATE])
     w_in, w_rec = graph.tensor(op.inputs[IN_WEIGHTS[g]]), graph.tensor(op.inputs[REC_WEIGHTS[g]])
-    return (quant.f32(quant.f32(x.scale) * quant.f32(w_in.scale)) / GATE_SCALE,
-            quant.f32(quant.f32(h.scale) * quant.f32(w_rec.scale)) / GATE_SCALE)
+    return (quant.scale_product_ratio(x.scale, w_in.scale, GATE_SCALE),
+            quant.scale_product_ratio(h.scale, w_rec.scale, GATE_SCALE))
 
 
-def _inter_gate_reals(cell: Tensor, hidden: Tensor) -> dict[str, float]:
-    """CreateInterGateMulParams: double(in1) * double(in2) / double(out), float32 scales."""
-    s_c, s_h = quant.f32(cell.scale), quant.f32(hidden.scale)
+def inter_gate_reals(cell: Tensor, hidden: Tensor) -> dict[str, float]:
+    """CreateInterGateMulParams: double(in1) * double(in2) / double(out), float32 scales (the
+    wheel's machine code too)."""
+    s_c, s_h = cell.scale, hidden.scale
     return {
-        "forget": GATE_OUT_SCALE * s_c / s_c,  # forget gate x cell state -> cell state
-        "input": GATE_OUT_SCALE * GATE_OUT_SCALE / s_c,  # input gate x cell gate -> cell state
-        "hidden": GATE_OUT_SCALE * GATE_OUT_SCALE / s_h,  # tanh(cell) x output gate -> hidden state
+        "forget": quant.scale_product_ratio(GATE_OUT_SCALE, s_c, s_c),  # forget gate x cell -> cell
+        "input": quant.scale_product_ratio(GATE_OUT_SCALE, GATE_OUT_SCALE, s_c),  # input x cell gate -> cell
+        "hidden": quant.scale_product_ratio(GATE_OUT_SCALE, GATE_OUT_SCALE, s_h),  # tanh(cell) x output -> h
     }
 
 
@@ -155,7 +160,7 @@ def quantized_cell_clip(op: Operator, cell: Tensor) -> int:
     clip = quant.f32(float(op.options.get("cell_clip", 0.0) or 0.0))
     if not clip > 0.0:
         return -1
-    v = clip / quant.f32(cell.scale)  # double division; +inf for a tiny scale
+    v = quant.scale_ratio(clip, cell.scale)  # double division; +inf for a tiny scale
     return int(min(max(v, -32768.0), 32767.0))
 
 
@@ -266,14 +271,14 @@ def _scale_problems(op: Operator, graph: Graph) -> list[str]:
     if not lo <= p <= hi:
         return [f"cell state scale {c.scale:g} (2^{p}) is outside 2^{lo}..2^{hi}: TFLM's int16 tanh input "
                 "or cell update overflows int32 there (undefined behaviour); re-convert the model"]
-    reals = _inter_gate_reals(c, h)
+    reals = inter_gate_reals(c, h)
     for name in ("input", "hidden"):
         if not reals[name] < 2.0 ** 30 or _multiplier(reals[name])[1] > MAX_PRODUCT_LEFT_SHIFT:
             what = "cell state" if name == "input" else "output state"
             return [f"{what} scale {(c if name == 'input' else h).scale:g} is too small: TFLM's "
                     f"{name} product would overflow int32 (undefined behaviour)"]
     for g in range(4):
-        if not all(r < 2.0 ** 30 for r in _gate_reals(op, graph, g)):
+        if not all(r < 2.0 ** 30 for r in gate_reals(op, graph, g)):
             return [f"the {GATES[g]} gate's scales give a multiplier of 2^30 or more: TFLM shifts an int32 "
                     "left by more than 30 bits there (undefined behaviour)"]
     return []
@@ -324,7 +329,7 @@ def lower_lstm(op: Operator, ctx: LowerCtx) -> Lowered:
     mults: dict[str, list[int]] = {"in_mult": [], "in_shift": [], "rec_mult": [], "rec_shift": []}
     biases = _folded_biases(op, graph)
     for g, gate in enumerate(GATES):
-        for side, k, real in zip(("in", "rec"), (IN_WEIGHTS[g], REC_WEIGHTS[g]), _gate_reals(op, graph, g)):
+        for side, k, real in zip(("in", "rec"), (IN_WEIGHTS[g], REC_WEIGHTS[g]), gate_reals(op, graph, g)):
             w = graph.tensor(op.inputs[k])
             wn, bn = ctx.name(f"w_{side}_{gate}"), ctx.name(f"b_{side}_{gate}")
             consts.append(ConstArray(wn, "int8_t", w.array().reshape(-1),
@@ -339,7 +344,7 @@ def lower_lstm(op: Operator, ctx: LowerCtx) -> Lowered:
             mults[f"{side}_shift"].append(sh)
     power = cell_power(c.scale)
     assert power is not None
-    inter = {k: _multiplier(v) for k, v in _inter_gate_reals(c, h).items()}
+    inter = {k: _multiplier(v) for k, v in inter_gate_reals(c, h).items()}
     tanh_mult, tanh_shift = _tanh_rescale(power)
     clip = quantized_cell_clip(op, c)
     params: dict[str, object] = {

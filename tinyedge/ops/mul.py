@@ -18,6 +18,7 @@ op produces int16 activations.
 
 from __future__ import annotations
 
+from tinyedge import quant
 from tinyedge.model.ir import Graph, Operator
 from tinyedge.ops.base import LowerCtx, Lowered, OpSpec, activation_name, register
 from tinyedge.ops.broadcast import MAX_DIMS
@@ -31,7 +32,7 @@ _ACTIVATION_BOUND = {"RELU6": 6.0, "RELU_N1_TO_1": 1.0}
 
 def mul_real_multiplier(s1: float, s2: float, s_out: float) -> float:
     """TFLM's MUL Prepare: ``double(s1) * double(s2) / double(s_out)`` (the scales are float32)."""
-    return float(s1) * float(s2) / float(s_out)
+    return quant.scale_product_ratio(s1, s2, s_out)
 
 
 def _check(op: Operator, graph: Graph) -> list[str]:

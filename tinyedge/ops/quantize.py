@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyedge import quant
 from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.ops.base import LowerCtx, Lowered, OpSpec, register
 from tinyedge.quant import quantize_multiplier
@@ -86,7 +87,7 @@ def _check_quantize(op: Operator, graph: Graph) -> list[str]:
 
 def requantize_multiplier(in_scale: float, out_scale: float) -> tuple[int, int]:
     """quantize_common.cc Prepare: QuantizeMultiplier(double(in_scale) / double(out_scale))."""
-    return quantize_multiplier(float(F32(in_scale)) / float(F32(out_scale)))
+    return quantize_multiplier(quant.scale_ratio(in_scale, out_scale))
 
 
 def _lower_quantize(op: Operator, ctx: LowerCtx) -> Lowered:

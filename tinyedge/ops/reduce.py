@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 
+from tinyedge import quant
 from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.ops.base import LowerCtx, Lowered, OpSpec, register
 from tinyedge.ops.common import c_list, const_ints, int8_tensor_problems, normalize_axis, same_quant, shape_str
@@ -121,7 +122,7 @@ def merge_reduce(shape: tuple[int, ...], axes: list[int]) -> tuple[list[int], li
 
 def mean_constants(x: Tensor, y: Tensor, count: int) -> dict[str, int]:
     """reference_ops::QuantizedMeanOrSum's constants (count = elements per output)."""
-    mult, shift = quantize_multiplier(float(np.float32(x.scale)) / float(np.float32(y.scale)))
+    mult, shift = quantize_multiplier(quant.scale_ratio(x.scale, y.scale))
     s = min(count.bit_length() - 1, 32, 31 + shift)  # >= 0: shift >= -31 after QuantizeMultiplier
     mult = (mult << s) // count  # int64 division; mult >= 0, so floor == C's truncation
     return {"sub": int(x.zero_point) * count, "mult": int(mult), "shift": shift - s,

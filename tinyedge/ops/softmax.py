@@ -34,7 +34,7 @@ import math
 
 import numpy as np
 
-from tinyedge import fixedpoint
+from tinyedge import fixedpoint, quant
 from tinyedge.model.ir import Graph, Operator
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, register
 from tinyedge.quant import f32, quantize_multiplier, srdhm
@@ -46,7 +46,9 @@ _SCALED_DIFF_INTEGER_BITS = 5  # reference_ops::Softmax kScaledDiffIntegerBits: 
 def softmax_input_params(input_scale: float, beta: float) -> tuple[int, int, int]:
     """PreprocessSoftmaxScaling + CalculateInputRadius: ``(input_multiplier, input_left_shift,
     diff_min)``. Raises ValueError where TFLM's QuantizeMultiplierGreaterThanOne aborts."""
-    real = min(f32(beta) * f32(input_scale) * float(1 << (31 - _SCALED_DIFF_INTEGER_BITS)), float((1 << 31) - 1))
+    # double(beta) * double(in_s) (exact), times 2^26 (exact): a quotient by 2^-26
+    real = min(quant.scale_product_ratio(beta, input_scale, 2.0 ** -(31 - _SCALED_DIFF_INTEGER_BITS)),
+               float((1 << 31) - 1))
     if not real > 1.0:
         raise ValueError(f"beta * input_scale * 2^26 = {real:g} is not above 1")
     multiplier, left_shift = quantize_multiplier(real)
