@@ -71,7 +71,8 @@ def test_hello_describes_board_and_model(device: DeviceClient) -> None:
     info = device.hello()
     assert (info.board, info.core, info.clock_hz) == ("mps2-an386", "cortex-m4", 25_000_000)
     assert info.model_sha256 == hashlib.sha256(MODEL_BYTES).hexdigest()
-    assert (info.protocol_version, info.max_payload, info.runtime_version) == (2, 256, "0.1.0")
+    assert (info.protocol_version, info.max_payload, info.runtime_version) == (3, 256, "0.1.0")
+    assert info.model_name == "fake_net"
     assert [(t.name, t.dtype, t.shape, t.scale, t.zero_point, t.bytes) for t in info.inputs] == [
         ("image", "int8", (1, 20, 20, 1), 0.5, -3, 400), ("bias", "uint8", (3,), 0.0, 0, 3)]
     assert [(t.name, t.dtype, t.shape, t.scale, t.zero_point, t.bytes) for t in info.outputs] == [

@@ -55,6 +55,7 @@ class DeviceInfo:
     max_payload: int
     inputs: list[TensorSpec] = field(default_factory=list)
     outputs: list[TensorSpec] = field(default_factory=list)
+    model_name: str = ""              # the model the firmware was generated from (protocol 3)
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,8 @@ class DeviceClient:
         outputs = [p.parse_tensor_info(self._request(Cmd.TENSOR_INFO, p.tensor_info_request(True, i)))
                    for i in range(h.num_outputs)]
         self.info = DeviceInfo(h.board, h.core, h.clock_hz, h.runtime_version, h.generator_version,
-                               h.model_sha256, h.protocol_version, h.max_payload, inputs, outputs)
+                               h.model_sha256, h.protocol_version, h.max_payload, inputs, outputs,
+                               model_name=h.model_name)
         return self.info
 
     def infer(self, inputs: list[bytes]) -> InferResult:

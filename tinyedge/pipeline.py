@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -51,40 +52,55 @@ def compile_for_board(model: Path, board_name: str) -> CompiledNetwork:
 def validate_model(model: Path, board_name: str, *, emulator: str | None, port: str | None,
                    data: Path | None, n_random: int | None, seed: int, report_path: Path,
                    project: Path | None = None, firmware: Path | None = None, resume: bool = False,
-                   timeout: float = 60.0, per_layer_sample: int | None = None,
+                   force: bool = False, timeout: float = 60.0, per_layer_sample: int | None = None,
                    progress: ProgressFn | None = None, layer_progress: Callable[[LayerResult], None] | None = None,
                    log: LogFn | None = None) -> ValidationReport:
     """Generate and build (unless ``firmware`` names an already built ELF or project),
-    then validate on the target."""
+    then validate on the target.
+
+    Everything the user gave is checked first -- the model and its fit, the
+    data, an existing ``report_path`` (:mod:`tinyedge.reportfile`) -- before
+    anything is generated, built or started. The project directory is locked
+    from generating until the device has answered (:mod:`tinyedge.lock`)."""
     from tinyedge.build import build_project, memory_report
+    from tinyedge.lock import project_lock
+    from tinyedge.reportfile import check_existing_report
+    from tinyedge.validate import run_identity
 
     say = log or (lambda _msg: None)
     net = compile_for_board(model, board_name)
     board = net.board
     assert board is not None
-    samples = load_samples(net.graph, data) if data is not None else random_samples(net.graph, n_random or 0, seed)
+    if data is not None:
+        samples, inputs = load_samples(net.graph, data), f"--data {data.name}"
+    else:
+        samples, inputs = random_samples(net.graph, n_random or 0, seed), f"--random {n_random} --seed {seed}"
     if per_layer_sample is not None and not 0 <= per_layer_sample < len(samples):
         raise TinyEdgeError(f"--sample {per_layer_sample} is outside the {len(samples)} sample(s) given",
                             f"pick a sample from 0 to {len(samples) - 1}")
-    if firmware is not None:
-        elf = firmware / "build" / "firmware.elf" if firmware.is_dir() else firmware
-        if not elf.is_file():
-            raise TinyEdgeError(f"no firmware at {elf}", "give the built firmware.elf or its project directory")
-        memory = memory_report(elf, board.flash_size, board.ram_size)
-        say(f"using the firmware {elf} as built")
-    else:
-        from tinyedge.codegen.project import generate_project
+    check_existing_report(report_path, run_identity(net, samples, inputs, per_layer_sample), resume, force)
+    with contextlib.ExitStack() as locked:
+        if firmware is not None:
+            elf = firmware / "build" / "firmware.elf" if firmware.is_dir() else firmware
+            if not elf.is_file():
+                raise TinyEdgeError(f"no firmware at {elf}", "give the built firmware.elf or its project directory")
+            memory = memory_report(elf, board.flash_size, board.ram_size)
+            say(f"using the firmware {elf} as built")
+        else:
+            from tinyedge.codegen.project import generate_project
 
-        project = project or default_project_dir(model, board.name)
-        say(f"generating {project} for {board.name}")
-        generate_project(net, project)
-        say("building (make)")
-        built = build_project(project)
-        elf, memory = built.elf, built.memory
-    target = f"QEMU {board.qemu_machine}" if emulator == "qemu" else (emulator or port or "")
-    what = (f"every op's output for sample {per_layer_sample}" if per_layer_sample is not None
-            else f"{len(samples)} samples")
-    say(f"validating {what} on {target}")
-    return validate_on_target(net, elf, samples, report_path, asdict(memory), emulator=emulator, port=port,
-                              resume=resume, timeout=timeout, progress=progress,
-                              per_layer_sample=per_layer_sample, layer_progress=layer_progress)
+            project = project or default_project_dir(model, board.name)
+            locked.enter_context(project_lock(project, log=say))
+            say(f"generating {project} for {board.name}")
+            generate_project(net, project)
+            say("building (make)")
+            built = build_project(project)
+            elf, memory = built.elf, built.memory
+        target = f"QEMU {board.qemu_machine}" if emulator == "qemu" else (emulator or port or "")
+        what = (f"every op's output for sample {per_layer_sample}" if per_layer_sample is not None
+                else f"{len(samples)} samples")
+        say(f"validating {what} on {target}")
+        return validate_on_target(net, elf, samples, report_path, asdict(memory), emulator=emulator, port=port,
+                                  resume=resume, force=force, timeout=timeout, progress=progress,
+                                  per_layer_sample=per_layer_sample, layer_progress=layer_progress,
+                                  inputs=inputs, started=locked.close)

@@ -22,7 +22,7 @@ from typing import Any
 
 from tinyedge.errors import TinyEdgeError
 
-PROTOCOL_VERSION = 2  # 2: RUN_UNTIL, OP_INFO, READ_OP (per-layer comparison)
+PROTOCOL_VERSION = 3  # 2: RUN_UNTIL, OP_INFO, READ_OP (per-layer comparison); 3: model name in HELLO
 FRAME_HEADER = 3          # cmd + seq
 FRAME_CRC = 4
 FRAME_OVERHEAD = FRAME_HEADER + FRAME_CRC
@@ -205,6 +205,7 @@ class Hello:
     core: str
     runtime_version: str
     generator_version: str
+    model_name: str = ""      # protocol 3; "" from older firmware
 
 
 class _Cursor:
@@ -230,8 +231,11 @@ def parse_hello(payload: bytes) -> Hello:
     c = _Cursor(payload, "HELLO")
     version, max_payload, n_in, n_out, clock = c.take("<BHBBI")
     (sha,) = c.take("<32s")
-    return Hello(version, max_payload, n_in, n_out, clock, sha.hex(),
-                 c.text(), c.text(), c.text(), c.text())
+    board, core, runtime, generator = c.text(), c.text(), c.text(), c.text()
+    # protocol 3 appends the model's name; older firmware ends here (its
+    # version is refused by the client, but its HELLO must still parse to say so)
+    name = c.text() if version >= 3 else ""
+    return Hello(version, max_payload, n_in, n_out, clock, sha.hex(), board, core, runtime, generator, name)
 
 
 def parse_tensor_info(payload: bytes) -> TensorSpec:

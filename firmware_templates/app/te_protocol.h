@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TE_PROTO_VERSION 2u
+#define TE_PROTO_VERSION 3u /* 3: model name in HELLO */
 
 #ifndef TE_PROTO_MAX_PAYLOAD
 #define TE_PROTO_MAX_PAYLOAD 256u
@@ -31,7 +31,7 @@
 
 /* Requests (host -> device). A response uses the request code | 0x80. */
 enum {
-    TE_CMD_HELLO = 0x01,       /* -> board, core, clock, versions, model hash, counts */
+    TE_CMD_HELLO = 0x01,       /* -> board, core, clock, versions, model hash and name, counts */
     TE_CMD_TENSOR_INFO = 0x02, /* u8 kind (0 in, 1 out), u8 index -> tensor spec */
     TE_CMD_WRITE = 0x03,       /* u8 input, u32 offset, data -> status */
     TE_CMD_RUN = 0x04,         /* -> u64 ticks, u32 cycles */
