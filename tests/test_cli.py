@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import tflite
 
+from clitools import assert_clean_error, run_cli
 from conftest import shared_model
 from modelpatch import with_opcode
-
-
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tinyedge.cli", *args], capture_output=True, text=True,
-                          cwd=cwd)
-
-
-def assert_clean_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr + proc.stdout
-    text = proc.stderr.lower()
-    assert "error:" in text
-    for n in needles:
-        assert n.lower() in text, proc.stderr
 
 
 @pytest.fixture(scope="module")

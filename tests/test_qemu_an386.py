@@ -89,10 +89,19 @@ def test_inferences_match_the_model(device: DeviceClient) -> None:
         assert result.ticks > 0 and result.cycles == 0   # QEMU has no DWT cycle counter
 
 
-def test_ticks_are_reproducible(device: DeviceClient) -> None:
-    inputs = random_inputs(random.Random(7))
-    ticks = [device.infer(inputs).ticks for _ in range(3)]
-    assert max(ticks) - min(ticks) <= 1
+def test_ticks_are_identical_run_to_run(elf: Path) -> None:
+    """The timed region starts at a fixed SysTick phase (board_ticks_restart), so the
+    count does not depend on when the request arrived: the same input reads the same
+    ticks after UART traffic of random lengths, and in another QEMU."""
+    rng = random.Random(7)
+    inputs = random_inputs(rng)
+    seen = set()
+    for _ in range(2):
+        with QemuInstance(BOARD, elf) as qemu, DeviceClient(qemu.url, timeout=5) as client:
+            for _ in range(15):
+                client.echo(rng.randbytes(rng.randrange(0, 250)))
+                seen.add((client.infer(inputs).ticks, client.calibrate(999).ticks))
+    assert len(seen) == 1, seen
 
 
 def test_calibration_matches_design(device: DeviceClient) -> None:

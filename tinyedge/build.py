@@ -29,30 +29,32 @@ MANIFEST = "tinyedge.json"
 MAKE_LOG = "build/make.log"
 
 # gcc/clang: "file:line[:col]: [fatal ]error: message" (-Werror turns warnings into these too)
-_COMPILER_ERROR = re.compile(r"^(?:In file included from .*)?([^\s:][^:]*:\d+(?::\d+)?: (?:fatal )?error: .*)$")
-# GNU ld: "<path>/ld: <object>: ... undefined reference to `f'", "multiple definition of", overflows
-_LINKER_ERROR = re.compile(r"(?:^|: )((?:[^:\s]+: )?(?:in function .*?: )?.*?"
-                           r"(?:undefined reference to|multiple definition of|overflowed by|cannot find|"
-                           r"will not fit in region).*)$")
+_COMPILER_ERROR = re.compile(r"^([^\s:][^:]*:\d+(?::\d+)?: (?:fatal )?error: .*)$")
+# GNU ld prefixes its own lines with its path: ".../bin/ld: "
+_LD_PREFIX = re.compile(r"^\S*?(?:^|/)ld(?:\.bfd|\.gold)?: ")
+_LINK_PROBLEMS = ("undefined reference to", "multiple definition of", "overflowed by", "will not fit in region",
+                  "cannot find ")
 _MAKE_ERROR = re.compile(r"^make(?:\[\d+\])?: \*\*\* (.*)$")
 
 
 def first_diagnostic(log: str) -> str:
     """The first line of a build log that says what broke: a compiler error
-    (``file:line:col: error: ...``), else a linker error, else a line that starts
-    with "error:" (the generated Makefile's toolchain check), else make's own
-    complaint, else the last line."""
+    (``file:line:col: error: ...``), else the linker's (an undefined or doubly
+    defined symbol, a full region, its own "error:" lines), else a line that
+    starts with "error:" (the generated Makefile's toolchain check), else
+    make's own complaint, else the last line."""
     lines = [ln.rstrip() for ln in log.splitlines() if ln.strip()]
     for ln in lines:
         m = _COMPILER_ERROR.match(ln)
         if m:
             return m.group(1)
+    linker = [_LD_PREFIX.sub("", ln) for ln in lines if "collect2" not in ln]
+    for ln in linker:
+        if any(problem in ln for problem in _LINK_PROBLEMS):
+            return ln
     for ln in lines:
-        if "collect2" in ln:
-            continue
-        m = _LINKER_ERROR.search(ln)
-        if m:
-            return re.sub(r"^\S*/ld(?:\.bfd)?: ", "", ln)
+        if _LD_PREFIX.match(ln) and "error" in ln.lower():
+            return re.sub(r"^error: ", "", _LD_PREFIX.sub("", ln))
     for ln in lines:
         if ln.lower().startswith("error:"):
             return ln
@@ -60,7 +62,8 @@ def first_diagnostic(log: str) -> str:
         m = _MAKE_ERROR.match(ln)
         if m and not re.fullmatch(r"\[.*\] Error \d+", m.group(1)):
             return m.group(1)
-    return lines[-1] if lines else "(no output)"
+    rest = [ln for ln in lines if not re.match(r"make(\[\d+\])?: (Entering|Leaving) directory", ln)]
+    return rest[-1] if rest else "(no output)"
 
 
 @dataclass

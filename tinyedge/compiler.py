@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tinyedge.codegen.lower import LoweredOp, Problem, check_graph, raise_problems
+from tinyedge.codegen.lower import LoweredOp, Problem, check_graph, guarded, raise_problems
 from tinyedge.model.ir import Graph
 from tinyedge.ops import load_all
 from tinyedge.ops.base import LowerCtx
@@ -81,10 +81,12 @@ def compile(graph: Graph, board: Board | None = None, *, strict: bool = True) ->
         spec = registry.get(op.opcode)
         if spec is None or op.index in bad_ops:
             continue
-        ops.append(LoweredOp(op, spec, spec.lower(op, LowerCtx(graph, op))))
+        ops.append(LoweredOp(op, spec, guarded("lowering", op, graph, lambda: spec.lower(op, LowerCtx(graph, op)))))
     scratch = {lo.op.index: lo.lowered.scratch_bytes for lo in ops if lo.lowered.scratch_bytes}
     aliases = {lo.op.index for lo in ops if lo.spec.alias_input}
     plan = plan_memory(graph, scratch, aliases)
-    macs = {op.index: (registry[op.opcode].macs(op, graph) if op.opcode in registry else 0)
-            for op in graph.operators}
+    # MACs of the ops that passed their checks: a malformed op has no meaningful count
+    specs = {lo.op.index: lo.spec for lo in ops}
+    macs = {op.index: guarded("counting the MACs of", op, graph, lambda: specs[op.index].macs(op, graph))
+            if op.index in specs else 0 for op in graph.operators}
     return CompiledNetwork(graph, board, problems, ops, plan, macs)

@@ -261,12 +261,14 @@ class DeviceClient:
             except p.ProtocolError as exc:
                 self.stats["corrupted"] += 1
                 raise _Retry(exc.message) from None
-            if frame.cmd == Msg.FAULT:
+            # device messages carry seq 0, which no request uses (a response to a
+            # request 0x7E or 0x7F would otherwise read as NACK or FAULT)
+            if frame.cmd == Msg.FAULT and frame.seq == 0:
                 text = frame.payload.decode("ascii", errors="replace")
                 raise TinyEdgeError(f"the firmware crashed: {text}",
                                     "the firmware stopped; look up pc/lr in build/firmware.map "
                                     "or with arm-none-eabi-addr2line -e build/firmware.elf")
-            if frame.cmd == Msg.NACK:
+            if frame.cmd == Msg.NACK and frame.seq == 0:
                 raise _Retry("device received a corrupted request")
             if frame.cmd == cmd | p.RSP_FLAG and frame.seq == seq:
                 return frame.payload

@@ -47,10 +47,7 @@ def _probe_dir(directory: Path, option: str, target: Path) -> None:
 
 
 def _nearest_existing(path: Path) -> Path:
-    p = path.absolute()
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return p
+    return next((p for p in (path, *path.parents) if p.exists()), Path("."))
 
 
 def check_output_file(path: Path, option: str) -> None:
