@@ -12,6 +12,8 @@ from clitools import assert_clean_error, run_cli
 from conftest import shared_model
 from modelpatch import with_opcode
 
+from tinyedge.errors import InternalError
+
 
 @pytest.fixture(scope="module")
 def unsupported_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -109,3 +111,29 @@ def test_validate_refuses_a_model_that_cannot_fit(tmp_path: Path) -> None:
                    "--random", "1", "--project", str(tmp_path / "fw"), cwd=tmp_path)
     assert_clean_error(proc, "does not fit microbit", "RAM")
     assert not (tmp_path / "fw").exists()
+
+
+@pytest.mark.parametrize("exc", [InternalError("the lowering lost op 3", "what the compiler said"),
+                                 IndexError("list index out of range")])
+def test_a_bug_shows_its_traceback_and_asks_for_a_report(monkeypatch: pytest.MonkeyPatch,
+                                                         exc: Exception) -> None:
+    """Our own bugs are not user errors: traceback, the request to report, exit 70."""
+    from click.testing import CliRunner
+
+    import tinyedge.compiler
+    from tinyedge.cli import main
+    from tinyedge.errors import INTERNAL_ERROR_EXIT
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise exc
+
+    monkeypatch.setattr(tinyedge.compiler, "compile", broken)
+    result = CliRunner().invoke(main, ["inspect", str(shared_model("hello_world_int8"))])
+    assert result.exit_code == INTERNAL_ERROR_EXIT == 70
+    out = result.output
+    assert "Traceback (most recent call last)" in out and "internal error:" in out
+    assert "please report it" in out and "error: " not in out.replace("internal error: ", "")
+    if isinstance(exc, InternalError):
+        assert "the lowering lost op 3" in out and "what the compiler said" in out
+    else:
+        assert "IndexError: list index out of range" in out

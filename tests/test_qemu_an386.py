@@ -104,6 +104,22 @@ def test_ticks_are_identical_run_to_run(elf: Path) -> None:
     assert len(seen) == 1, seen
 
 
+def test_hello_carries_any_model_name(tmp_path: Path) -> None:
+    """The model's name goes into C as an escaped string literal (quotes, backslashes,
+    trigraph-like ?? and UTF-8 included) and into HELLO truncated to what is left of
+    the payload, so HELLO always fits."""
+    _require_tools()
+    name = 'we"ird\\name??=ünï ' + "x" * 300
+    proj = make_project(BOARD, tmp_path / "named", model_name=name)
+    build(proj)
+    with QemuInstance(BOARD, proj / "build" / "firmware.elf") as qemu, \
+            DeviceClient(qemu.url, timeout=5) as client:
+        info = client.hello()
+    raw = name.encode()
+    used = 10 + 32 + sum(1 + len(s) for s in ("mps2-an386", "cortex-m4", "0.1.0", "0.1.0"))  # status..sha, strs
+    assert info.model_name.encode() == raw[: 256 - used - 1]
+
+
 def test_calibration_matches_design(device: DeviceClient) -> None:
     cal = device.calibrate(1_000_000)
     assert cal.instructions == 2_000_000

@@ -42,9 +42,9 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        procs.install_signal_handlers()
         try:
-            return fn(*args, **kwargs)
+            with procs.signals_raise():
+                return fn(*args, **kwargs)
         except TinyEdgeError as exc:
             _fail(exc.message, exc.hint)
         except (KeyboardInterrupt, procs.Terminated) as exc:

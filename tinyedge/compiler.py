@@ -21,7 +21,7 @@ import numpy as np
 from tinyedge.codegen.lower import LoweredOp, Problem, check_graph, guarded, raise_problems
 from tinyedge.model.ir import Graph
 from tinyedge.ops import load_all
-from tinyedge.ops.base import LowerCtx
+from tinyedge.ops.base import LowerCtx, LoweringProblem
 from tinyedge.planner import MemoryPlan, plan_memory
 
 if TYPE_CHECKING:
@@ -77,11 +77,21 @@ def compile(graph: Graph, board: Board | None = None, *, strict: bool = True) ->
         raise_problems(graph, problems)
     bad_ops = {p.op_index for p in problems}
     ops: list[LoweredOp] = []
+    late: list[Problem] = []
     for op in graph.operators:
         spec = registry.get(op.opcode)
         if spec is None or op.index in bad_ops:
             continue
-        ops.append(LoweredOp(op, spec, guarded("lowering", op, graph, lambda: spec.lower(op, LowerCtx(graph, op)))))
+        try:
+            lowered = guarded("lowering", op, graph, lambda: spec.lower(op, LowerCtx(graph, op)))
+        except LoweringProblem as exc:
+            late.append(Problem(op.index, op.opcode, exc.message))
+            continue
+        ops.append(LoweredOp(op, spec, lowered))
+    if late:
+        problems = problems + late
+        if strict:
+            raise_problems(graph, late)
     scratch = {lo.op.index: lo.lowered.scratch_bytes for lo in ops if lo.lowered.scratch_bytes}
     aliases = {lo.op.index for lo in ops if lo.spec.alias_input}
     plan = plan_memory(graph, scratch, aliases)

@@ -8,7 +8,7 @@ terminal or ssh session), and SIGKILL, which no handler sees.
 
 Three mechanisms, each covering what the one before cannot:
 
-1. **Handlers.** :func:`install_signal_handlers` (the CLI calls it) turns
+1. **Handlers.** :func:`signals_raise` (the CLI runs every command in it) turns
    SIGTERM and SIGHUP into a :class:`Terminated` exception, as Python turns
    SIGINT into KeyboardInterrupt, so every ``with``/``finally`` runs: the
    emulator is stopped in order and the report stays complete.
@@ -35,6 +35,7 @@ period) and reaps it; an ``atexit`` hook stops whatever is still registered.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import os
 import signal
@@ -45,7 +46,7 @@ import time
 from pathlib import Path
 from subprocess import DEVNULL, PIPE, STDOUT
 from types import FrameType
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 GRACE_SECONDS = 3.0   # after SIGTERM, before SIGKILL
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -217,14 +218,21 @@ def _raise_terminated(signum: int, _frame: FrameType | None) -> None:
     raise Terminated(signum)
 
 
-def install_signal_handlers() -> None:
-    """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (SIGINT already
-    raises KeyboardInterrupt), so that cleanup runs. Only the main thread can; elsewhere
-    this does nothing."""
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated` in the main
+    thread (SIGINT already raises KeyboardInterrupt), so that cleanup runs; the
+    previous handlers come back afterwards. Elsewhere than in the main thread,
+    which alone can handle signals, this does nothing."""
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    for s in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, _raise_terminated)
+    previous = {s: signal.signal(s, _raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def exit_code(exc: BaseException) -> int:
@@ -234,6 +242,6 @@ def exit_code(exc: BaseException) -> int:
     return 128 + signal.SIGINT
 
 
-__all__ = ["Terminated", "popen", "run", "stop", "forget", "live", "install_signal_handlers", "exit_code",
+__all__ = ["Terminated", "popen", "run", "stop", "forget", "live", "signals_raise", "exit_code",
            "GRACE_SECONDS", "DEVNULL", "PIPE", "STDOUT"]
 
