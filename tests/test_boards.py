@@ -12,16 +12,19 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from tinyedge.boards import Board, firmware_files, list_boards, load_board
+from tinyedge.boards import UART_DRIVERS, Board, firmware_files, list_boards, load_board
 from tinyedge.errors import TinyEdgeError
 from tinyedge.resources import templates_dir
 
 ALL_BOARDS = ["lm3s6965evb", "microbit", "mps2-an385", "mps2-an386", "mps2-an500",
-              "mps2-an505", "mps3-an547", "netduinoplus2"]
+              "mps2-an505", "mps3-an547", "netduinoplus2"]   # the emulated boards
+REAL_BOARDS = ["nrf52840-dk", "nucleo-f746zg", "nucleo-h743zi2", "nucleo-l4r5zi", "stm32f4-discovery"]
+LIBRARY_BOARDS = [f"generic-cortex-{c}" for c in ("m0", "m3", "m33", "m4", "m55", "m7")]
 
 
 def test_all_boards_listed() -> None:
-    assert list_boards() == ALL_BOARDS
+    assert list_boards() == sorted(ALL_BOARDS + REAL_BOARDS + LIBRARY_BOARDS)
+    assert [b for b in list_boards() if load_board(b).qemu_machine] == ALL_BOARDS
 
 
 def test_default_board_matches_design() -> None:
@@ -142,7 +145,7 @@ def test_name_must_match_file(tmp_path: Path) -> None:
         load_board(str(path))
 
 
-@pytest.mark.parametrize("name", ALL_BOARDS)
+@pytest.mark.parametrize("name", ALL_BOARDS + REAL_BOARDS)
 def test_firmware_files_exist_and_render(name: str) -> None:
     board = load_board(name)
     files = firmware_files(board)
@@ -150,7 +153,7 @@ def test_firmware_files_exist_and_render(name: str) -> None:
     assert len(set(outputs)) == len(outputs)
     for required in ("Makefile", "CMakeLists.txt", "board/linker.ld", "board/board.h",
                      "board/startup.c", "app/main.c", "app/te_protocol.c", "app/te_protocol.h",
-                     f"board/uart_{board.uart.driver}.c"):
+                     f"board/uart_{UART_DRIVERS[board.uart.driver]}.c"):
         assert required in outputs
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)

@@ -1,25 +1,22 @@
 """Models with float input and output (``convert_keras(..., io="float")``: a
 QUANTIZE at each input, a DEQUANTIZE at each output), run on the host and
-compared with the TFLite oracle.
+compared with TensorFlow Lite Micro.
 
 The comparison is EXACT, bit for bit on the float32 outputs (``-0.0`` and
 ``0.0`` count as different). Why that is achievable: the only float
-arithmetic in such a model is at its edges. QUANTIZE maps a float to int8
-with one float multiply (or divide) and a rounding, DEQUANTIZE maps int8 to
-float with one or two IEEE single operations; TFLite's optimized kernels do
-these in a fixed order (a vector loop over blocks of 8 values, a scalar loop
-over the rest, each with its own rounding, see tinyedge/ops/quantize.py), and
-the generated C does the same operations in the same order with
-``-ffp-contract=off`` (no fused multiply-add), so IEEE round-to-nearest gives
-the same bits. Everything in between is integer and already exact. A
-tolerance would hide a wrong recipe (e.g. the tail rounding used for all
-values), so none is allowed.
+arithmetic in such a model is at its edges. TFLM's QUANTIZE maps a float to
+int8 with one float32 division and a rounding half away from zero, its
+DEQUANTIZE maps int8 to float with one rounding (see tinyedge/ops/quantize.py);
+the generated C does the same IEEE operations (with ``-ffp-contract=off``), so
+round-to-nearest gives the same bits. Everything in between is integer and
+already exact. A tolerance would hide a wrong recipe (e.g. the x86 TFLite
+interpreter's ``x * (1/s)`` rounded half to even), so none is allowed.
 
 Inputs probe the float -> int8 rounding: values on the exact half-way points
 between two quantization steps and the floats just beside them, values far
 outside the calibration range (saturation to -128/127), signed zeros, tiny
 and denormal values, and random values over (and beyond) the range. Tensor
-sizes are not multiples of 8, so both of the oracle's loops run, and the
+sizes are not multiples of 8 (the x86 interpreter's block size), and the
 models include several inputs and several outputs (order matters), a softmax
 head, a tanh head, a MobileNet-like block and an LSTM (state carried across
 samples in order, as in the oracle).
@@ -36,6 +33,7 @@ import pytest
 from keras_models import KerasCase
 from test_keras_matrix import matrix_cache, run_host_vs_oracle, tflite_for  # noqa: F401 (a fixture)
 from tinyedge.model import Graph, read_model
+from tinyedge.oracle import TflmOracle
 
 F32 = np.float32
 
@@ -120,37 +118,27 @@ def test_float_io_bit_exact(name: str, matrix_cache: Path, tmp_path: Path) -> No
 
 
 def test_float_probes_separate_the_roundings(matrix_cache: Path) -> None:
-    """The probes are not vacuous: on them the two float -> int8 recipes the oracle mixes
-    (x * (1/s) rounded half to even in its 8-wide loop, x / s rounded half away from zero in
-    its tail) give different int8 values, both at lanes of the 8-wide blocks and at tail lanes,
-    and the oracle's own QUANTIZE output (read back from the interpreter) is one of the two."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
+    """The probes are not vacuous: on them TFLM's QUANTIZE output (read back from the
+    interpreter) differs from the x86 TFLite interpreter's block recipe (x * (1/s) rounded half
+    to even) and from a double division rounded half away from zero (its tail recipe), at some
+    lanes each -- so a wrong recipe would fail test_float_io_bit_exact."""
     c = _BY_NAME["fio_two_inputs"]
     data = tflite_for(c, matrix_cache)
     g = read_model(data, c.name)
     t = g.input_tensors[0]
     qop = next(o for o in g.operators if o.opcode == "QUANTIZE" and o.inputs[0] == t.index)
     scale, zp = _quantize_params(g, t.index)
-    interp = Interpreter(model_content=data, experimental_preserve_all_tensors=True,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interp.allocate_tensors()
-    inv = F32(1.0 / float(F32(scale)))  # vdupq_n_f32(1.0f / scale), scale a double
-    lanes = np.arange(t.size)
-    tail = lanes >= t.size - t.size % 8
-    differ_block = differ_tail = 0
+    tflm = TflmOracle(data, preserve_all_tensors=True)
+    inv = F32(1.0 / float(F32(scale)))
+    differ_even = differ_double = 0
     for x in _probe_values(scale, zp, t.size, np.random.default_rng(5)):
-        with np.errstate(over="ignore"):
+        tflm.run([x.reshape(i.shape) if i.index == t.index else np.zeros(i.shape, F32) for i in g.input_tensors])
+        q = np.array(tflm._interp.GetTensor(qop.outputs[0], 0)["tensor_data"]).reshape(-1).astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
             even = np.clip(np.rint(x * inv).astype(np.float64) + zp, -128, 127)
-        y = x.astype(np.float64) / float(F32(scale))
-        away = np.clip(np.sign(y) * np.floor(np.abs(y) + 0.5) + zp, -128, 127)
-        differ_block += int(np.count_nonzero((even != away) & ~tail))
-        differ_tail += int(np.count_nonzero((even != away) & tail))
-        for det in interp.get_input_details():
-            interp.set_tensor(det["index"], x.reshape(det["shape"]) if det["index"] == t.index
-                              else np.zeros(det["shape"], F32))
-        interp.invoke()
-        q = interp.get_tensor(qop.outputs[0]).reshape(-1).astype(np.float64)
-        fits = np.abs(y) < 2.0**31  # beyond: x86's INT32_MIN "integer indefinite", not modelled here
-        assert np.all(((q == even) | (q == away))[fits]), "the oracle's QUANTIZE is neither recipe"
-    assert t.size % 8 and differ_block > 0 and differ_tail > 0, (t.size, differ_block, differ_tail)
+            y = x.astype(np.float64) / float(F32(scale))
+            away = np.clip(np.sign(y) * np.floor(np.abs(y) + 0.5) + zp, -128, 127)
+        fits = np.abs(y) < 2.0**31  # beyond: x86's INT32_MIN "integer indefinite" in every recipe
+        differ_even += int(np.count_nonzero((q != even) & fits))
+        differ_double += int(np.count_nonzero((q != away) & fits))
+    assert differ_even > 0 and differ_double > 0, (differ_even, differ_double)

@@ -231,8 +231,7 @@ def test_fuzz_client_against_lying_device(mutations: dict[int, tuple[int, int, i
     """A device whose answers are well framed but wrong: the client ends in success
     or a TinyEdgeError, within its time limits."""
     dev = MutatingDevice(mutations)
-    with time_limit(30), DeviceClient("fake://", port=FakeSerial(dev), timeout=0.05, run_timeout=0.1,  # type: ignore[arg-type]
-                                      retries=1) as c:
+    with time_limit(30), DeviceClient("fake://", port=FakeSerial(dev), timeout=0.2, retries=1) as c:  # type: ignore[arg-type]
         try:
             info = c.hello()
             c.infer([bytes(s.bytes) for s in info.inputs] if all(0 <= s.bytes < 1 << 16 for s in info.inputs)
@@ -256,33 +255,38 @@ def sanitized_harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return exe
 
 
+_AFTER = p.encode_frame(5, 1, b"ok")
+
+
+def _verdicts(stream: bytes) -> list[str]:
+    """What the device's receiver must make of a byte stream: each piece between
+    0x00 delimiters is a frame the host's decoder accepts, or BAD."""
+    out = []
+    for piece in stream.split(b"\x00"):
+        if piece:
+            try:
+                f = p.decode_frame(piece)
+                out.append(f"F:{f.cmd}:{f.seq}:{f.payload.hex() or '-'}")
+            except p.ProtocolError:
+                out.append("BAD")
+    return out
+
+
 @settings(max_examples=max(10, EXAMPLES // 4), deadline=None, suppress_health_check=list(HealthCheck),
           derandomize=True)
-@given(st.lists(_frames(), min_size=1, max_size=20))
-def test_fuzz_firmware_frame_decoder(sanitized_harness: Path, wires: list[bytes]) -> None:
-    """COBS decoding and frame checking on the device side, compiled with ASan and
-    UBSan: no memory error, and the same verdict as the host's decoder."""
-    lines, expect = [], []
-    for wire in wires:
-        wire = wire.replace(b"\x00", b"") or b"\x01"   # the device splits frames at 0x00 before decoding
-        lines.append(f"dec {wire.hex()}")
-        try:
-            raw = p.cobs_decode(wire)
-            expect.append(raw.hex() or "-")
-        except p.ProtocolError:
-            raw = None
-            expect.append("ERR")
-        if raw:
-            lines.append(f"check {raw.hex()}")
-            try:
-                f = p.decode_frame(wire)
-                expect.append(f"{f.cmd} {f.seq} {f.payload.hex() or '-'}")
-            except p.ProtocolError:
-                expect.append("ERR")
-    proc = subprocess.run([str(sanitized_harness)], input="\n".join(lines) + "\n", capture_output=True, text=True,
-                          timeout=60)
+@given(st.lists(_frames(), min_size=1, max_size=8), st.integers(9, 400))   # 9: the good frame fits
+def test_fuzz_firmware_frame_decoder(sanitized_harness: Path, wires: list[bytes], cap: int) -> None:
+    """The device's receiver (te_rx_byte, fed byte by byte), compiled with ASan and
+    UBSan: no memory error; with room for any frame, the same verdicts as the
+    host's decoder; with a buffer of ``cap`` bytes, whatever it makes of the
+    garbage, the good frame after it still arrives."""
+    stream = b"".join(b"\x00" + w for w in wires) + b"\x00" + _AFTER
+    proc = subprocess.run([str(sanitized_harness)], input=f"rx 4096 {stream.hex()}\nrx {cap} {stream.hex()}\n",
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == expect
+    roomy, tight = proc.stdout.splitlines()
+    assert roomy.split() == _verdicts(stream)
+    assert tight.split()[-1] == "F:5:1:6f6b"
 
 
 # ---- the protocol: the firmware itself, in QEMU -------------------------------------

@@ -1,22 +1,30 @@
 """MUL, MAXIMUM, MINIMUM and the int8 activations (RELU, RELU6, RELU_N1_TO_1,
-LEAKY_RELU, PRELU, HARD_SWISH, LOGISTIC, TANH): the generated C, compiled for
-the host, is bit-exact with the TFLite oracle (host-C tier).
+LEAKY_RELU, PRELU, HARD_SWISH, LOGISTIC, TANH): the generated C is bit-exact
+with TensorFlow Lite Micro, on the host and in QEMU.
 
-Expected values come only from the oracle. The models:
+Expected values come only from the oracle (:func:`tinyedge.oracle.Oracle`: the
+TFLM interpreter; the TFLite interpreter for the RELU_N1_TO_1 model, the one
+op here TFLM has no kernel for). The models:
 
-- two Keras models converted once (cached on disk): one with a branch per
-  unary op / shape (each branch its own input, so its own quantization), one
-  with MUL / MAXIMUM / MINIMUM branches covering every broadcast walk of the
-  oracle (flat, fivefold with y4 > 1 and y4 == 1, both input orders,
-  generic, rank 6, constant operands, a fused RELU);
-- copies of them with every op's quantization patched to seeded random
-  values, to reach what calibration rarely gives: real multipliers far above
-  1 (MUL's 16-lane int16 saturation, RELU's positive shifts), any zero points,
-  HARD_SWISH's reluish left shifts, many LUT scales;
+- Keras models converted once (cached on disk): one with a branch per unary op
+  / shape (each branch its own input, so its own quantization), one with the
+  RELU_N1_TO_1 branches alone (its oracle is TFLite, so it must not carry the
+  other ops), one with a LOGISTIC and a TANH on 256 values, and one with
+  MUL / MAXIMUM / MINIMUM branches covering flat and broadcast shapes (both
+  input orders, rank 6, constant operands, a fused RELU);
+- copies of them with every op's quantization patched to seeded random values,
+  to reach what calibration rarely gives: real multipliers far above 1 (MUL up
+  to 60, RELU's positive shifts), any zero points, negative LEAKY_RELU alphas,
+  HARD_SWISH's reluish left shifts, output quantizations TFLM does not read
+  (RELU6, LOGISTIC's scale, TANH), and for LOGISTIC / TANH many input scales
+  including the edges of TFLM's fixed point (2^-28, powers of two, scales so
+  large that every input saturates);
 - every input tensor with >= 256 elements gets all 256 int8 values in every
   sample, so each unary op is checked exhaustively for each quantization.
 
 All variants are merged side by side into one graph and compiled once.
+TE_ACT_VARIANTS=N sets the number of patched copies (default 4; the LOGISTIC /
+TANH model gets 15 times as many).
 """
 
 from __future__ import annotations
@@ -27,26 +35,20 @@ import os
 import struct
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pytest
 
+from conftest import require_tool
 from graphtools import merge_graphs
+from test_keras_matrix import matrix_cache  # noqa: F401 (a fixture)
 from tinyedge.hostrun import HostNetwork
-from tinyedge.model import Graph, Operator, Tensor, read_model
+from tinyedge.model import Graph, Operator, read_model
 from tinyedge.ops import load_all
-from tinyedge.ops.broadcast import FIVEFOLD as MODE_FIVEFOLD
-from tinyedge.ops.broadcast import FLAT as MODE_FLAT
-from tinyedge.ops.broadcast import GENERIC as MODE_GENERIC
-from tinyedge.ops.broadcast import broadcast_plan as fivefold_plan
-from tinyedge.ops.mul import mul_real_multiplier
-from tinyedge.oracle import Oracle
-from tinyedge.quant import mul_by_quantized_multiplier, quantize_multiplier
+from tinyedge.oracle import Oracle, TflmOracle, TfliteInterpreter
 
-OUR_OPS = {"MUL", "MAXIMUM", "MINIMUM", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "PRELU",
-           "HARD_SWISH", "LOGISTIC", "TANH"}
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 N_RANDOM = 5  # random samples per variant (plus all -128 and all 127)
 N_VARIANTS = int(os.environ.get("TE_ACT_VARIANTS", "4"))  # patched copies of each model
 
@@ -55,7 +57,6 @@ N_VARIANTS = int(os.environ.get("TE_ACT_VARIANTS", "4"))  # patched copies of ea
 UNARY = (
     ("relu", (16, 17), (-2.0, 3.0)), ("relu", (5,), (-1.0, 1.0)),
     ("relu6", (2, 9, 15), (-3.0, 8.0)), ("relu6", (1,), (-7.0, 2.0)),
-    ("relu_n1_to_1", (300,), (-1.5, 1.2)), ("relu_n1_to_1", (3, 3), (-0.5, 0.4)),
     ("leaky_0.2", (4, 70), (-3.0, 2.0)), ("leaky_0.01", (7, 37), (-1.0, 4.0)), ("leaky_1.5", (3, 5), (-2.0, 2.0)),
     ("hard_swish", (6, 43), (-5.0, 5.0)), ("hard_swish", (2, 3, 50), (-8.0, 3.0)), ("hard_swish", (11,), (-1.0, 1.0)),
     ("sigmoid", (6, 43), (-6.0, 6.0)), ("sigmoid", (257,), (-1.0, 9.0)), ("sigmoid", (2, 2), (-3.0, 0.5)),
@@ -63,9 +64,11 @@ UNARY = (
     ("prelu_shared12", (4, 5, 13), (-2.0, 3.0)), ("prelu_full", (16, 17), (-3.0, 1.0)),
     ("prelu_shared1", (9, 31), (-1.0, 1.0)),
 )
+RELU_N1 = (("relu_n1_to_1", (300,), (-1.5, 1.2)), ("relu_n1_to_1", (3, 3), (-0.5, 0.4)))
+LUT = (("sigmoid", (256,), (-6.0, 6.0)), ("tanh", (256,), (-3.0, 3.0)))
 
-# Binary branches: (kind, shape a, shape b) -- MUL walks: flat (222 = 13 blocks
-# of 16 + 14), fivefold y4 > 1 (two orders), fivefold y4 == 1, generic, rank 6.
+# Binary branches: (kind, shape a, shape b): flat, broadcast in either input, both
+# inputs broadcast, rank 6, squares, constants.
 BINARY = (
     ("mul", (2, 3, 37), (2, 3, 37)), ("mul", (4, 5, 17), (1, 1, 17)), ("mul", (1, 1, 17), (4, 5, 17)),
     ("mul", (4, 5, 17), (4, 5, 1)), ("mul", (1, 5, 1), (4, 5, 40)), ("mul", (4, 1, 6), (1, 5, 1)),
@@ -74,6 +77,7 @@ BINARY = (
     ("max", (5, 17), (5, 17)), ("max", (4, 1, 17), (1, 3, 1)), ("max_const", (5, 17), ()),
     ("min", (3, 7, 16), (3, 7, 16)), ("min", (2, 3, 1, 4), (3, 5, 1)), ("min_const", (5, 17), (17,)),
 )
+SPECS: dict[str, Sequence[tuple[Any, ...]]] = {"unary": UNARY, "relu_n1": RELU_N1, "lut": LUT, "binary": BINARY}
 
 
 # ---------------------------------------------------------------- the Keras models
@@ -112,7 +116,7 @@ def _build(which: str) -> tuple[Any, list[np.ndarray]]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    rng = np.random.default_rng(7 if which == "unary" else 8)
+    rng = np.random.default_rng({"unary": 7, "binary": 8, "relu_n1": 9, "lut": 10}[which])
     ins: list[Any] = []
     outs: list[Any] = []
     calib: list[np.ndarray] = []
@@ -122,15 +126,15 @@ def _build(which: str) -> tuple[Any, list[np.ndarray]]:
         calib.append(rng.uniform(lo, hi, size=(64, *shape)).astype(np.float32))
         return ins[-1]
 
-    if which == "unary":
-        for k, (kind, shape, (lo, hi)) in enumerate(UNARY):
-            outs.append(_unary_layer(kind, new_input(shape, lo, hi), keras, seed=k))
-    else:
+    if which == "binary":
         for k, (kind, sa, sb) in enumerate(BINARY):
             a = new_input(sa, -float(rng.uniform(0.5, 3)), float(rng.uniform(0.5, 3)))
             b = None if kind.endswith(("_const", "_square")) else new_input(sb, -float(rng.uniform(0.5, 3)),
                                                                float(rng.uniform(0.5, 3)))
             outs.append(_binary_layer(kind, a, b, sb, keras, seed=k))
+    else:
+        for k, (kind, shape, (lo, hi)) in enumerate(SPECS[which]):
+            outs.append(_unary_layer(kind, new_input(shape, lo, hi), keras, seed=k))
     return keras.Model(ins, outs), calib
 
 
@@ -139,18 +143,19 @@ def _model_key(which: str) -> str:
         tf_version = importlib.metadata.version("tensorflow")
     except importlib.metadata.PackageNotFoundError:
         tf_version = "none"
-    spec = UNARY if which == "unary" else BINARY
-    return hashlib.sha256(repr((MODEL_VERSION, which, spec, tf_version)).encode()).hexdigest()[:16]
+    return hashlib.sha256(repr((MODEL_VERSION, which, SPECS[which], tf_version)).encode()).hexdigest()[:16]
 
 
-def _converted(which: str, cache: Path) -> bytes:
-    path = cache / f"te_act_{which}-{_model_key(which)}.tflite"
+def converted(which: str, cache: Path, build: Callable[[], tuple[Any, list[np.ndarray]]] | None = None,
+              key: str | None = None) -> bytes:
+    """The converted model ``which`` (built by ``build``, default :func:`_build`), cached on disk."""
+    path = cache / f"te_act_{which}-{key or _model_key(which)}.tflite"
     if path.exists():
         return path.read_bytes()
     pytest.importorskip("tensorflow")
     from tinyedge.convert import convert_keras
 
-    model, calib = _build(which)
+    model, calib = (build or (lambda: _build(which)))()
     data = convert_keras(model, calib)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # atomic under pytest-xdist
     tmp.write_bytes(data)
@@ -158,7 +163,15 @@ def _converted(which: str, cache: Path) -> bytes:
     return data
 
 
-# ---------------------------------------------------------------- quantization patches
+# ---------------------------------------------------------------- patches of the flatbuffer
+
+
+def _table(data: bytearray, op_index: int) -> Any:
+    import tflite
+    from flatbuffers.table import Table
+
+    options = tflite.Model.GetRootAsModel(data, 0).Subgraphs(0).Operators(op_index).BuiltinOptions()
+    return Table(options.Bytes, options.Pos)
 
 
 def patch_quant(data: bytes, tensor_index: int, scale: float | None = None, zero_point: int | None = None) -> bytes:
@@ -175,70 +188,87 @@ def patch_quant(data: bytes, tensor_index: int, scale: float | None = None, zero
     return bytes(buf)
 
 
-def patch_leaky_alpha(data: bytes, op_index: int, alpha: float) -> bytes:
-    """``data`` with LEAKY_RELU op ``op_index``'s alpha replaced (the field must be present)."""
+def patch_dtype(data: bytes, tensor_index: int, dtype: int) -> bytes:
+    """``data`` with tensor ``tensor_index``'s type (a TensorType value) replaced (field present)."""
     import tflite
-    from flatbuffers.table import Table
 
     buf = bytearray(data)
-    options = tflite.Model.GetRootAsModel(buf, 0).Subgraphs(0).Operators(op_index).BuiltinOptions()
-    tab = Table(options.Bytes, options.Pos)
-    off = tab.Offset(4)  # LeakyReluOptions field 0: alpha (float)
-    assert off, "alpha absent from the options table"
-    struct.pack_into("<f", buf, tab.Pos + off, alpha)
+    tab = tflite.Model.GetRootAsModel(buf, 0).Subgraphs(0).Tensors(tensor_index)._tab
+    off = tab.Offset(6)  # Tensor field 1: type (byte)
+    assert off, "type absent from the tensor table"
+    buf[tab.Pos + off] = dtype
+    return bytes(buf)
+
+
+def patch_option_float(data: bytes, op_index: int, value: float) -> bytes:
+    """``data`` with op ``op_index``'s first builtin option (a float: LeakyReluOptions.alpha,
+    SoftmaxOptions.beta) replaced; the field must be present."""
+    buf = bytearray(data)
+    tab = _table(buf, op_index)
+    off = tab.Offset(4)
+    assert off, "option field 0 absent from the options table"
+    struct.pack_into("<f", buf, tab.Pos + off, value)
     return bytes(buf)
 
 
 def patch_fused_activation(data: bytes, op_index: int, act: int) -> bytes:
     """``data`` with MUL op ``op_index``'s fused activation replaced (the field must be present)."""
-    import tflite
-    from flatbuffers.table import Table
-
     buf = bytearray(data)
-    options = tflite.Model.GetRootAsModel(buf, 0).Subgraphs(0).Operators(op_index).BuiltinOptions()
-    tab = Table(options.Bytes, options.Pos)
+    tab = _table(buf, op_index)
     off = tab.Offset(4)  # MulOptions field 0: fused_activation_function (byte)
     assert off, "fused_activation_function absent from the options table"
     buf[tab.Pos + off] = act
     return bytes(buf)
 
 
-def _loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+def loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-def _zp(rng: np.random.Generator) -> int:
+def random_zp(rng: np.random.Generator) -> int:
     return int(rng.integers(-128, 127, endpoint=True))
 
 
+# LOGISTIC / TANH input scales at the edges of TFLM's fixed point: the smallest
+# Prepare accepts (left shift 0), powers of two (exact multipliers), a scale whose
+# radius is 1, scales where every input saturates (radius 0).
+EDGE_LUT_SCALES = (2.0**-28, 2.0**-28 * 1.5, 2.0**-20, 2.0**-12, 2.0**-7, 2.0**-4, 0.5, 1.0, 3.0, 15.0, 16.0,
+                   2.0**10, 2.0**34)
+
+
 def _patch_op(data: bytes, g: Graph, op: Operator, rng: np.random.Generator, variant: int) -> bytes:
-    """Random (but legal for the oracle) quantization for one op's tensors."""
+    """Random (but legal for TFLM) quantization for one op's tensors."""
     x, y = op.inputs[0], op.outputs[0]
-    s_in = _loguniform(rng, 1e-3, 1.0)
+    s_in = loguniform(rng, 1e-3, 1.0)
     if op.opcode in ("MAXIMUM", "MINIMUM"):  # raw compare: only the values matter
         return data
     if op.opcode == "MUL":
         s1, s2 = g.tensor(op.inputs[0]).scale, g.tensor(op.inputs[1]).scale
-        # real multipliers from 1/500 up to 60: far above 0.5 the oracle's int16 lanes saturate
-        real = _loguniform(rng, 2e-3, 60.0)
+        real = loguniform(rng, 2e-3, 60.0)  # real multipliers from 1/500 up to 60
         if op.options.get("fused_activation_function", 0):  # RELU -> RELU / RELU_N1_TO_1 / RELU6 in turn
             data = patch_fused_activation(data, op.index, 1 + variant % 3)
-        data = patch_quant(data, op.inputs[0], zero_point=_zp(rng))
-        data = patch_quant(data, op.inputs[1], zero_point=_zp(rng))
-        return patch_quant(data, y, scale=s1 * s2 / real, zero_point=_zp(rng))
-    data = patch_quant(data, x, scale=s_in, zero_point=_zp(rng))
-    if op.opcode == "LOGISTIC":  # the oracle requires an output scale of exactly 1/256
-        return patch_quant(data, y, zero_point=_zp(rng))
-    if op.opcode == "HARD_SWISH":  # the oracle requires input_scale / 128 < output_scale
-        return patch_quant(data, y, scale=s_in * _loguniform(rng, 1 / 110, 8.0), zero_point=_zp(rng))
+        data = patch_quant(data, op.inputs[0], zero_point=random_zp(rng))
+        data = patch_quant(data, op.inputs[1], zero_point=random_zp(rng))
+        return patch_quant(data, y, scale=s1 * s2 / real, zero_point=random_zp(rng))
+    if op.opcode in ("LOGISTIC", "TANH"):
+        edges = EDGE_LUT_SCALES
+        s_in = edges[variant] if variant < len(edges) else loguniform(rng, 2.0**-16, 64.0)
+        data = patch_quant(data, x, scale=s_in, zero_point=random_zp(rng))
+        # TFLM reads LOGISTIC's output zero point (it must be -128) and nothing else of the output
+        zp_out = -128 if op.opcode == "LOGISTIC" else random_zp(rng)
+        return patch_quant(data, y, scale=loguniform(rng, 1e-3, 1.0), zero_point=zp_out)
+    data = patch_quant(data, x, scale=s_in, zero_point=random_zp(rng))
+    if op.opcode == "HARD_SWISH":  # TFLM requires input_scale / 128 < output_scale
+        return patch_quant(data, y, scale=s_in * loguniform(rng, 1 / 110, 8.0), zero_point=random_zp(rng))
     if op.opcode == "LEAKY_RELU":  # any alpha, negative ones too (Keras allows only >= 0)
-        data = patch_leaky_alpha(data, op.index, float(rng.uniform(-1.0, 2.0)))
+        data = patch_option_float(data, op.index, float(rng.uniform(-1.0, 2.0)))
     if op.opcode == "PRELU":
-        data = patch_quant(data, op.inputs[1], scale=_loguniform(rng, 1e-3, 0.05), zero_point=_zp(rng))
-    return patch_quant(data, y, scale=s_in * _loguniform(rng, 1 / 64, 64.0), zero_point=_zp(rng))
+        data = patch_quant(data, op.inputs[1], scale=loguniform(rng, 1e-3, 0.05), zero_point=random_zp(rng))
+    return patch_quant(data, y, scale=s_in * loguniform(rng, 1 / 64, 64.0), zero_point=random_zp(rng))
 
 
-def variants(data: bytes, n: int, seed: int) -> list[bytes]:
+def variants(data: bytes, n: int, seed: int,
+             patch: Callable[[bytes, Graph, Operator, np.random.Generator, int], bytes] = _patch_op) -> list[bytes]:
     """``data`` and ``n`` copies with every op's quantization patched (seeded)."""
     g = read_model(data)
     out = [data]
@@ -246,7 +276,7 @@ def variants(data: bytes, n: int, seed: int) -> list[bytes]:
         rng = np.random.default_rng(seed * 1000 + v)
         patched = data
         for op in g.operators:
-            patched = _patch_op(patched, g, op, rng, v)
+            patched = patch(patched, g, op, rng, v)
         out.append(patched)
     return out
 
@@ -254,9 +284,9 @@ def variants(data: bytes, n: int, seed: int) -> list[bytes]:
 # ---------------------------------------------------------------- running
 
 
-def _sample(g: Graph, rng: np.random.Generator, fill: int | None) -> dict[int, np.ndarray]:
-    """One input array per graph input tensor: all 256 int8 values shuffled when it has room."""
-    out = {}
+def sample(g: Graph, rng: np.random.Generator, fill: int | None) -> list[np.ndarray]:
+    """One array per graph input, in order: all 256 int8 values shuffled when it has room."""
+    out = []
     for t in g.input_tensors:
         if fill is not None:
             x = np.full(t.size, fill)
@@ -264,8 +294,12 @@ def _sample(g: Graph, rng: np.random.Generator, fill: int | None) -> dict[int, n
             x = rng.permutation(np.resize(np.arange(-128, 128), t.size))
         else:
             x = rng.integers(-128, 127, size=t.size, endpoint=True)
-        out[t.index] = x.astype(np.int8).reshape(t.shape)
+        out.append(x.astype(np.int8).reshape(t.shape))
     return out
+
+
+def samples_for(g: Graph, rng: np.random.Generator, n_random: int = N_RANDOM) -> list[list[np.ndarray]]:
+    return [sample(g, rng, None) for _ in range(n_random)] + [sample(g, rng, fill) for fill in (-128, 127)]
 
 
 def _labels(g: Graph) -> dict[int, str]:
@@ -274,26 +308,24 @@ def _labels(g: Graph) -> dict[int, str]:
 
 
 def run_against_oracle(models: list[tuple[str, bytes]], workdir: Path, seed: int) -> tuple[int, list[str]]:
-    """Merge the models into one host network; every output of every sample vs the oracle.
+    """Merge the models into one host network; every output of every sample vs each model's oracle.
 
     Returns (values compared, mismatch descriptions)."""
     graphs = [read_model(data, name) for name, data in models]
     host = HostNetwork(merge_graphs(graphs), workdir)
     oracles = [Oracle(data) for _, data in models]
     rng = np.random.default_rng(seed)
-    per_sample = [[_sample(g, rng, None) for g in graphs] for _ in range(N_RANDOM)]
-    per_sample += [[_sample(g, rng, fill) for g in graphs] for fill in (-128, 127)]
-    got = host.run_many([[x[t.index] for g, x in zip(graphs, s) for t in g.input_tensors] for s in per_sample])
+    per_model = [samples_for(g, rng) for g in graphs]
+    got = host.run_many([[x for s in per_model for x in s[k]] for k in range(len(per_model[0]))])
     compared = 0
     bad: list[str] = []
-    for k, (sample, outs) in enumerate(zip(per_sample, got)):
+    for k, outs in enumerate(got):
         pos = 0
-        for (name, _), g, o, x in zip(models, graphs, oracles, sample):
-            want = dict(zip((d["index"] for d in o.output_details),
-                            o.run([x[d["index"]] for d in o.input_details])))
+        for (name, _), g, o, s in zip(models, graphs, oracles, per_model):
+            want = o.run(s[k])
             labels = _labels(g)
-            for t in g.outputs:
-                w, h = want[t], outs[pos].reshape(want[t].shape)
+            for t, w in zip(g.outputs, want, strict=True):
+                h = outs[pos].reshape(w.shape)
                 pos += 1
                 compared += w.size
                 if not np.array_equal(w, h):
@@ -303,81 +335,171 @@ def run_against_oracle(models: list[tuple[str, bytes]], workdir: Path, seed: int
     return compared, bad
 
 
+def validate_in_qemu(data: bytes, name: str, board_name: str, workdir: Path, seed: int) -> None:
+    """Generate, build and run ``data`` as firmware in QEMU on ``board_name``: every output of
+    every sample (all 256 int8 values per input of >= 256 elements) must equal the oracle's."""
+    for tool in ("qemu-system-arm", "arm-none-eabi-gcc", "make"):
+        require_tool(tool)
+    from dataclasses import asdict
+
+    from tinyedge.boards import load_board
+    from tinyedge.build import build_project
+    from tinyedge.codegen.project import generate_project
+    from tinyedge.compiler import compile
+    from tinyedge.validate import validate_on_target
+
+    g = read_model(data, name)
+    net = compile(g, load_board(board_name))
+    generate_project(net, workdir / "fw")
+    built = build_project(workdir / "fw")
+    samples = samples_for(g, np.random.default_rng(seed), n_random=2)
+    report = validate_on_target(net, built.elf, samples, workdir / "report.json",
+                                asdict(built.memory), emulator="qemu")
+    assert report.complete and len(report.samples) == len(samples), name
+    assert report.all_exact, f"{name} on {board_name}: {[s for s in report.samples if not s.exact][:1]}"
+
+
 # ---------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="module")
 def base_models(request: pytest.FixtureRequest) -> dict[str, bytes]:
     cache = Path(request.config.cache.mkdir("tinyedge-keras-models"))
-    return {which: _converted(which, cache) for which in ("unary", "binary")}
+    return {which: converted(which, cache) for which in SPECS}
 
 
 # ---------------------------------------------------------------- tests
 
 
 def test_models_hold_the_ops_meant(base_models: dict[str, bytes]) -> None:
-    """The converter kept every branch as the op it was meant to be, and the MUL
-    branches cover every walk of the oracle's MUL."""
-    unary = read_model(base_models["unary"])
+    """The converter kept every branch as the op it was meant to be; the oracle of each
+    model is the one meant (TFLM, except for RELU_N1_TO_1)."""
     want = {"relu": "RELU", "relu6": "RELU6", "relu_n1_to_1": "RELU_N1_TO_1", "hard_swish": "HARD_SWISH",
             "sigmoid": "LOGISTIC", "tanh": "TANH"}
-    expected = sorted(want.get(k, "LEAKY_RELU" if k.startswith("leaky") else "PRELU") for k, _, _ in UNARY)
-    assert sorted(op.opcode for op in unary.operators) == expected
+    for which in ("unary", "relu_n1", "lut"):
+        g = read_model(base_models[which])
+        expected = sorted(want.get(k, "LEAKY_RELU" if k.startswith("leaky") else "PRELU") for k, _, _ in SPECS[which])
+        assert sorted(op.opcode for op in g.operators) == expected, which
     binary = read_model(base_models["binary"])
     assert {op.opcode for op in binary.operators} == {"MUL", "MAXIMUM", "MINIMUM"}
     assert len(binary.operators) == len(BINARY)
-    plans = [fivefold_plan(binary.tensor(op.inputs[0]).shape, binary.tensor(op.inputs[1]).shape)
-             for op in binary.operators if op.opcode == "MUL"]
-    assert {p.mode for p in plans} == {MODE_FLAT, MODE_FIVEFOLD, MODE_GENERIC}
-    fivefold = [p for p in plans if p.mode == MODE_FIVEFOLD]
-    assert {p.swap for p in fivefold} == {True, False}
-    assert {p.y[4] > 1 for p in fivefold} == {True, False}
+    shapes = [(binary.tensor(op.inputs[0]).shape, binary.tensor(op.inputs[1]).shape) for op in binary.operators]
+    assert any(a == b for a, b in shapes) and any(a != b for a, b in shapes)
     assert max(len(binary.tensor(op.outputs[0]).shape) for op in binary.operators) == 6
     assert any(op.options.get("fused_activation_function") == 1 for op in binary.operators)
     assert any(binary.tensor(i).is_const for op in binary.operators for i in op.inputs)
+    assert isinstance(Oracle(base_models["unary"]), TflmOracle)
+    assert isinstance(Oracle(base_models["binary"]), TflmOracle)
+    assert isinstance(Oracle(base_models["relu_n1"]), TfliteInterpreter)
 
 
 def test_unary_ops_bit_exact(base_models: dict[str, bytes], tmp_path: Path) -> None:
-    """RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, PRELU, HARD_SWISH, LOGISTIC, TANH:
+    """RELU, RELU6, LEAKY_RELU, PRELU, HARD_SWISH, LOGISTIC, TANH vs TFLM:
     converted and patched quantizations, exhaustive over the int8 inputs."""
     models = [(f"unary v{v}", d) for v, d in enumerate(variants(base_models["unary"], N_VARIANTS, seed=11))]
     compared, bad = run_against_oracle(models, tmp_path, seed=5)
-    assert not bad, "not bit-exact with the oracle:\n" + "\n".join(bad[:40])
+    assert not bad, "not bit-exact with TFLM:\n" + "\n".join(bad[:40])
     assert compared > 50_000
 
 
+def test_logistic_tanh_exhaustive_over_many_scales(base_models: dict[str, bytes], tmp_path: Path) -> None:
+    """LOGISTIC and TANH vs TFLM's fixed point: all 256 inputs, for 15 x TE_ACT_VARIANTS
+    input scales / zero points each (the edges of EDGE_LUT_SCALES among them) and output
+    quantizations TFLM does not read."""
+    n = 15 * N_VARIANTS
+    models = [(f"lut v{v}", d) for v, d in enumerate(variants(base_models["lut"], n, seed=13))]
+    scales = {read_model(d).tensor(op.inputs[0]).scale for _, d in models for op in read_model(d).operators}
+    assert {float(np.float32(s)) for s in EDGE_LUT_SCALES} <= scales or n < len(EDGE_LUT_SCALES)
+    compared, bad = run_against_oracle(models, tmp_path, seed=7)
+    assert not bad, "not bit-exact with TFLM:\n" + "\n".join(bad[:40])
+    assert compared == (n + 1) * 2 * 256 * (N_RANDOM + 2)
+
+
+def test_relu_n1_to_1_follows_tflite(base_models: dict[str, bytes], tmp_path: Path) -> None:
+    """RELU_N1_TO_1, which TFLM has no kernel for, vs the TFLite interpreter."""
+    models = [(f"relu_n1 v{v}", d) for v, d in enumerate(variants(base_models["relu_n1"], N_VARIANTS, seed=14))]
+    compared, bad = run_against_oracle(models, tmp_path, seed=8)
+    assert not bad, "not bit-exact with the TFLite interpreter:\n" + "\n".join(bad[:40])
+    assert compared > 2_000
+
+
 def test_binary_ops_bit_exact(base_models: dict[str, bytes], tmp_path: Path) -> None:
-    """MUL (every broadcast walk, multipliers up to 60), MAXIMUM, MINIMUM."""
+    """MUL (flat and broadcast, multipliers up to 60, every fused activation), MAXIMUM,
+    MINIMUM vs TFLM."""
     models = [(f"binary v{v}", d) for v, d in enumerate(variants(base_models["binary"], N_VARIANTS, seed=12))]
     compared, bad = run_against_oracle(models, tmp_path, seed=6)
-    assert not bad, "not bit-exact with the oracle:\n" + "\n".join(bad[:40])
+    assert not bad, "not bit-exact with TFLM:\n" + "\n".join(bad[:40])
     assert compared > 20_000
 
 
-def test_mul_blocks_saturate_like_the_oracle(base_models: dict[str, bytes], tmp_path: Path) -> None:
-    """With a real multiplier of ~28 the oracle's 16-element blocks and its scalar
-    tail give different answers for the same products (int16 saturation and
-    wrap-around in the blocks); the flat MUL branch shows both and we match."""
-    data = base_models["binary"]
-    g = read_model(data)
-    op = next(op for op in g.operators if op.opcode == "MUL"
-              and fivefold_plan(g.tensor(op.inputs[0]).shape, g.tensor(op.inputs[1]).shape).mode == MODE_FLAT)
-    a, b, y = (g.tensor(i) for i in (*op.inputs, *op.outputs))
-    s_out = a.scale * b.scale / 28.0
-    patched = patch_quant(data, y.index, scale=s_out, zero_point=5)
-    # the oracle itself: the same product gives different bytes inside a block and in the tail
-    rng = np.random.default_rng(2)
-    x = {t.index: rng.integers(-128, 127, size=t.shape, endpoint=True).astype(np.int8) for t in g.input_tensors}
-    o = Oracle(patched)
-    want = dict(zip((d["index"] for d in o.output_details), o.run([x[d["index"]] for d in o.input_details])))
-    w = want[y.index].reshape(-1).astype(int)
-    mult, shift = quantize_multiplier(mul_real_multiplier(a.scale, b.scale, s_out))
-    prods = (x[a.index].reshape(-1).astype(int) - a.zero_point) * (x[b.index].reshape(-1).astype(int) - b.zero_point)
-    scalar = np.array([np.clip(5 + mul_by_quantized_multiplier(int(p), mult, shift), -128, 127) for p in prods])
-    blocked = y.size - y.size % 16
-    assert np.array_equal(w[blocked:], scalar[blocked:])
-    assert np.count_nonzero(w[:blocked] != scalar[:blocked]) > 10
-    _, bad = run_against_oracle([("mul x28", patched)], tmp_path, seed=9)
+_TRANSCENDENTALS = {"math": ("exp", "expm1", "log", "log2", "log10", "log1p", "pow", "tanh", "sinh", "cosh"),
+                    "numpy": ("exp", "expm1", "exp2", "log", "log2", "log10", "log1p", "power", "tanh")}
+
+
+def test_tables_use_no_host_math_library(base_models: dict[str, bytes], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lowering LOGISTIC / TANH calls no transcendental function of the host (math, numpy, a
+    C library through ctypes): the tables are integer arithmetic, the same on every host."""
+    import ctypes
+
+    from tinyedge.compiler import compile
+
+    graphs = [read_model(data) for data in variants(base_models["lut"], 2, seed=15)]
+
+    def forbidden(*_: Any, **__: Any) -> Any:
+        raise AssertionError("a host math library function was called")
+
+    for module, names in _TRANSCENDENTALS.items():
+        for name in names:
+            monkeypatch.setattr(f"{module}.{name}", forbidden)
+    monkeypatch.setattr(ctypes, "CDLL", forbidden)
+    for g in graphs:
+        lowered = compile(g).ops
+        assert {lo.op.opcode for lo in lowered} == {"LOGISTIC", "TANH"}
+
+
+MY_OPS = {"MUL", "MAXIMUM", "MINIMUM", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "PRELU", "HARD_SWISH",
+          "LOGISTIC", "TANH", "SOFTMAX"}
+
+
+def test_layers_of_reference_models_bit_exact(matrix_cache: Path, tmp_path: Path) -> None:
+    """Every layer of these ops (SOFTMAX too) in the shared reference models and the Keras matrix
+    models, alone, fed TFLM's own input tensors for that layer (the TFLM interpreter with all
+    tensors preserved), gives TFLM's output tensor: whatever other ops compute before them."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    from conftest import MODEL_NAMES, shared_model
+    from test_keras_matrix import MATRIX, tflite_for
+
+    models = [(n, shared_model(n).read_bytes()) for n in MODEL_NAMES]
+    models += [(c.name, tflite_for(c, matrix_cache)) for c in MATRIX]
+    rng = np.random.default_rng(17)
+    subgraphs: list[Graph] = []
+    feeds: list[list[np.ndarray]] = [[] for _ in range(4)]
+    want: list[list[np.ndarray]] = [[] for _ in range(4)]
+    where: list[str] = []
+    for name, data in models:
+        g = read_model(data, name)
+        layers = [op for op in g.operators if op.opcode in MY_OPS]
+        if not layers or "TILE" in {op.opcode for op in g.operators}:  # TFLM cannot load a model with TILE
+            continue
+        ins = [[i for i in op.inputs if i >= 0 and not g.tensor(i).is_const] for op in layers]
+        subgraphs += [replace(g, operators=[replace(op, index=0)], inputs=i, outputs=[op.outputs[0]])
+                      for op, i in zip(layers, ins)]
+        where += [f"{name} op {op.index} {op.opcode}" for op in layers]
+        interp = runtime.Interpreter.from_bytes(data, arena_size=max(len(data) * 10, 16 << 20),
+                                                intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+        for k in range(4):
+            for j, t in enumerate(g.input_tensors):
+                interp.set_input(rng.integers(-128, 128, t.shape, dtype=np.int8), j)
+            interp.invoke()
+            feeds[k] += [interp.GetTensor(i, 0)["tensor_data"] for i_s in ins for i in i_s]
+            want[k] += [interp.GetTensor(op.outputs[0], 0)["tensor_data"] for op in layers]
+    assert {w.split()[-1] for w in where} >= {"SOFTMAX", "LOGISTIC", "TANH", "HARD_SWISH", "MUL", "PRELU"}
+    got = HostNetwork(merge_graphs(subgraphs), tmp_path).run_many(feeds)
+    bad = [f"{label}, sample {k}: {int(np.count_nonzero(o.reshape(w.shape) != w))} values differ"
+           for k in range(4) for label, o, w in zip(where, got[k], want[k], strict=True)
+           if not np.array_equal(o.reshape(w.shape), w)]
     assert not bad, "\n".join(bad)
 
 
@@ -391,48 +513,81 @@ def _graph_with(data: bytes, opcode: str, change: Callable[[Graph, Operator], Gr
     return g2, next(o for o in g2.operators if o.index == op.index)
 
 
-def _set_tensor(g: Graph, index: int, **kw: Any) -> Graph:
+def set_tensor(g: Graph, index: int, **kw: Any) -> Graph:
     tensors = list(g.tensors)
     tensors[index] = replace(tensors[index], **kw)
     return replace(g, tensors=tensors)
+
+
+def set_quant(g: Graph, index: int, scale: float | None = None, zero_point: int | None = None) -> Graph:
+    q = g.tensor(index).quant
+    assert q is not None
+    q = replace(q, scale=q.scale if scale is None else (scale,),
+                zero_point=q.zero_point if zero_point is None else (zero_point,))
+    return set_tensor(g, index, quant=q)
+
+
+def problems_of(data: bytes, opcode: str, change: Callable[[Graph, Operator], Graph]) -> str:
+    g, op = _graph_with(data, opcode, change)
+    return " | ".join(load_all()[opcode].check(op, g))
 
 
 def test_check_names_what_is_unsupported(base_models: dict[str, bytes]) -> None:
     registry = load_all()
     unary, binary = base_models["unary"], base_models["binary"]
 
-    def problems(data: bytes, opcode: str, change: Callable[[Graph, Operator], Graph]) -> str:
-        g, op = _graph_with(data, opcode, change)
-        return " | ".join(registry[opcode].check(op, g))
-
     # every op of the test models is accepted as converted
-    for data in (unary, binary):
+    for data in base_models.values():
         g = read_model(data)
         for op in g.operators:
             assert registry[op.opcode].check(op, g) == [], op.opcode
 
-    p = problems(binary, "MUL", lambda g, op: _set_tensor(g, op.inputs[0], dtype="int16"))
+    p = problems_of(binary, "MUL", lambda g, op: set_tensor(g, op.inputs[0], dtype="int16"))
     assert "input 1 dtype int16" in p
-    p = problems(binary, "MUL", lambda g, op: replace(g, operators=[
+    p = problems_of(binary, "MUL", lambda g, op: replace(g, operators=[
         replace(o, options={"fused_activation_function": 4}) if o.index == op.index else o for o in g.operators]))
     assert "fused activation TANH" in p
-    p = problems(binary, "MUL", lambda g, op: _set_tensor(_set_tensor(_set_tensor(
+    p = problems_of(binary, "MUL", lambda g, op: set_tensor(set_tensor(set_tensor(
         g, op.inputs[0], shape=(1,) * 7), op.inputs[1], shape=(1,) * 7), op.outputs[0], shape=(1,) * 7))
     assert "MUL: rank 7 not supported (max 6)" in p
-    p = problems(binary, "MAXIMUM", lambda g, op: _set_tensor(g, op.inputs[1], shape=(3, 2)))
+    p = problems_of(binary, "MUL", lambda g, op: set_quant(replace(g, operators=[
+        replace(o, options={"fused_activation_function": 3}) if o.index == op.index else o for o in g.operators]),
+        op.outputs[0], scale=1e-9))
+    assert "too small for RELU6" in p
+    p = problems_of(binary, "MAXIMUM", lambda g, op: set_tensor(g, op.inputs[1], shape=(3, 2)))
     assert "do not broadcast" in p
-    p = problems(unary, "LOGISTIC", lambda g, op: _set_tensor(g, op.outputs[0], quant=replace(
-        g.tensor(op.outputs[0]).quant, scale=(1 / 255,))))
-    assert "output scale must be 1/256" in p
-    p = problems(unary, "HARD_SWISH", lambda g, op: _set_tensor(g, op.outputs[0], quant=replace(
-        g.tensor(op.outputs[0]).quant, scale=(g.tensor(op.inputs[0]).scale / 200,))))
+    p = problems_of(unary, "LOGISTIC", lambda g, op: set_quant(g, op.outputs[0], zero_point=0))
+    assert "output zero point must be -128" in p
+    p = problems_of(unary, "LOGISTIC", lambda g, op: set_quant(g, op.inputs[0], scale=2.0**-29))
+    assert "outside [2^-28, 2^35)" in p
+    p = problems_of(unary, "TANH", lambda g, op: set_quant(g, op.inputs[0], scale=2.0**36))
+    assert "outside [2^-28, 2^35)" in p
+    p = problems_of(unary, "RELU6", lambda g, op: set_quant(g, op.inputs[0], scale=2e-9))
+    assert "RELU6: input scale" in p
+    p = problems_of(unary, "HARD_SWISH", lambda g, op: set_quant(g, op.outputs[0],
+                                                                  scale=g.tensor(op.inputs[0]).scale / 200))
     assert "HARD_SWISH" in p
-    p = problems(unary, "PRELU", lambda g, op: _set_tensor(g, op.inputs[1], quant=replace(
+    p = problems_of(unary, "PRELU", lambda g, op: set_tensor(g, op.inputs[1], quant=replace(
         g.tensor(op.inputs[1]).quant, scale=(0.1, 0.2), zero_point=(0, 0))))
     assert "alpha is quantized per channel" in p
-    p = problems(unary, "PRELU", lambda g, op: _set_tensor(_set_tensor(g, op.inputs[0], shape=(1, 2, 2, 2, 13)),
-                                                           op.outputs[0], shape=(1, 2, 2, 2, 13)))
-    assert "PRELU: rank 5 not supported (max 4)" in p
-    p = problems(unary, "TANH", lambda g, op: _set_tensor(g, op.inputs[0], dtype="uint8"))
+    p = problems_of(unary, "PRELU", lambda g, op: set_tensor(set_tensor(g, op.inputs[0], shape=(1, 2, 2, 2, 2, 2, 13)),
+                                                             op.outputs[0], shape=(1, 2, 2, 2, 2, 2, 13)))
+    assert "PRELU: rank 7 not supported (max 6)" in p
+    p = problems_of(unary, "TANH", lambda g, op: set_tensor(g, op.inputs[0], dtype="uint8"))
     assert "input dtype uint8" in p
+    # the edges TFLM accepts are accepted
+    assert problems_of(unary, "LOGISTIC", lambda g, op: set_quant(g, op.inputs[0], scale=2.0**-28)) == ""
+    assert problems_of(unary, "TANH", lambda g, op: set_quant(g, op.inputs[0], scale=2.0**34)) == ""
 
+
+# ---------------------------------------------------------------- emulator
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("board", ["mps2-an386", "mps2-an385", "mps3-an547"])  # Cortex-M4F, M3, M55
+def test_ops_on_device(board: str, base_models: dict[str, bytes], tmp_path: Path) -> None:
+    """One patched copy of each model (unary and MUL/MIN/MAX vs TFLM, RELU_N1_TO_1 vs the TFLite
+    interpreter) as firmware in QEMU: the oracle's bytes on every sample."""
+    for which, seed in (("unary", 11), ("binary", 12), ("relu_n1", 14)):
+        data = variants(base_models[which], 1, seed=seed)[1]
+        validate_in_qemu(data, f"{which} v1", board, tmp_path / which, seed=seed)

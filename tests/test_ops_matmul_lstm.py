@@ -1,16 +1,17 @@
 """BATCH_MATMUL and UNIDIRECTIONAL_SEQUENCE_LSTM: the generated C, compiled for
-the host, is bit-exact with the TFLite oracle.
+the host, is bit-exact with TensorFlow Lite Micro.
 
-Expected values come only from the oracle (the TFLite interpreter with builtin
-kernels, no delegate). Models are Keras models converted to int8 by the TF
-converter, cached on disk:
+Expected values come only from the oracle, the TFLM interpreter (PyPI
+``tflite-micro``, reference kernels). Models are Keras models converted to
+int8 by the TF converter, cached on disk:
 
 - BATCH_MATMUL: ``tf.matmul`` of two activations (adj_x, adj_y, both, the
-  same tensor on both sides, broadcast batch dims) and of an activation with a
+  same tensor on both sides, broadcast batch dims, an rhs whose third-last
+  dim is 1, which TFLM folds into the lhs rows) and of an activation with a
   rank >= 3 constant on either side (the converter keeps those as
   BATCH_MATMUL with an asymmetric per-tensor constant; a 2-D constant becomes
   FULLY_CONNECTED), ranks 3 to 5, odd depths. A sensitivity check shows the
-  inputs separate TFLite's double rounding from the two other requantization
+  inputs separate TFLM's double rounding from the two other requantization
   roundings, so exactness here pins the rounding down.
 - UNIDIRECTIONAL_SEQUENCE_LSTM: Keras 3's LSTM converts to a WHILE loop (and
   its int8 calibration crashes TF 2.21), so the models use
@@ -20,23 +21,24 @@ converter, cached on disk:
   tinyedge.convert rewrites a Keras 3 ``keras.layers.LSTM`` into). Sequence
   lengths 1..20, 3..32 units, batch-major and time-major, batch 1 and 2,
   return_sequences true and false, the cell scales the converter picks
-  (2^-14 .. 2^-11), an output state whose scale differs
-  from the hidden one, and a cell clip that acts. Samples run in order through
-  one oracle and one host process: the LSTM state persists across inferences
-  in both (TFLite variable tensors). A kernel-level harness also compares the
-  int8 output state and the int16 cell state with the oracle's variable
-  tensors after every inference, on every case and on a model re-scaled to
-  cell scales from 2^-149 to 2^127 (saturation, clipping, the cell's tanh in
-  Q0.15 .. Q6.9, and outside 2^-15 .. 2^-9 TFLite's output without tanh;
-  below 2^-30 and above 2^1 the cell update's shift leaves 0..31, undefined
-  C++ in TFLite, and only the outputs and output state are compared).
+  (2^-14 .. 2^-11), an output state whose scale differs from the hidden
+  intermediate's (TFLM reads the output state's), and a cell clip that acts.
+  Samples run in order through one oracle and one host process: the LSTM
+  state persists across inferences in both (TFLM variable tensors). A
+  kernel-level harness also compares the int8 output state and the int16
+  cell state with the oracle's variable tensors after every inference, on
+  every case and on models re-scaled to cell scales from 2^-30 to 2^2, powers
+  of two or not (saturation, clipping, the cell's tanh input rescaled by a
+  left or a right shift). TFLM's int16 sigmoid and tanh (a 256-entry table)
+  are compared with the kernel's on every int16 input.
 - Small cell scales from the converter itself: plain Keras LSTMs stacked (the
-  second without bias) convert with cell scales 2^-16 and 2^-17, where
-  TFLite's ApplyTanh does nothing; the whole generated network is exact,
-  samples in order and each from a reset state (Oracle.reset()).
+  second without bias) convert with cell scales 2^-16 and 2^-17 (where
+  TFLite's x86 interpreter takes no tanh of the cell, and TFLM does); the
+  whole generated network is exact, samples in order and each from a reset
+  state (Oracle.reset()).
 
 The emulator tier runs an LSTM and a BATCH_MATMUL model as firmware in QEMU
-(Cortex-M4F, Cortex-M3) through the validation flow.
+(Cortex-M4F, Cortex-M3, Cortex-M55) through the validation flow.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ from tinyedge.model import Graph, read_model
 from tinyedge.model.ir import Quant
 from tinyedge.ops import load_all
 from tinyedge.ops.base import LowerCtx, c_array_literal
-from tinyedge.oracle import Oracle
+from tinyedge.oracle import Oracle, TflmOracle, random_inputs
 from tinyedge.resources import templates_dir
 
 FACTORY_VERSION = 1
@@ -86,6 +88,7 @@ class MatmulCase:
     inputs: tuple[tuple[int, ...], ...]
     expr: str
     const_shape: tuple[int, ...] = ()
+    int16: bool = False  # the converter's 16x8 mode: int16 activations and constants, zero points 0
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,15 @@ MATMUL_CASES = (
     MatmulCase("mm_x_WT", ((3, 6),), "tf.matmul(x, W, transpose_b=True)", (2, 5, 6)),
     MatmulCase("mm_W_x", ((4, 5),), "tf.matmul(W, x)", (2, 3, 4)),
     MatmulCase("mm_rank5_bcast", ((2, 1, 3, 5),), "tf.matmul(x, W)", (4, 5, 7)),
+)
+
+MATMUL16_CASES = (
+    MatmulCase("mm16_a_bT", ((3, 4), (5, 4)), "tf.matmul(x[0], x[1], transpose_b=True)", int16=True),
+    MatmulCase("mm16_aT_b", ((4, 3), (4, 5)), "tf.matmul(x[0], x[1], transpose_a=True)", int16=True),
+    MatmulCase("mm16_bcast_act", ((2, 3, 4), (1, 4, 5)), "tf.matmul(x[0], x[1])", int16=True),
+    MatmulCase("mm16_x_W", ((2, 3, 7),), "tf.matmul(x, W)", (2, 7, 6), int16=True),
+    MatmulCase("mm16_W_xT", ((5, 4),), "tf.matmul(W, x, transpose_b=True)", (2, 3, 4), int16=True),
+    MatmulCase("mm16_rank5_bcast", ((2, 1, 3, 5),), "tf.matmul(x, W)", (4, 5, 7), int16=True),
 )
 
 LSTM_CASES = (
@@ -154,7 +166,9 @@ def _cache_key(case: Any) -> str:
         tf_version = "none"
     pkg = Path(tinyedge.__file__).parent
     keras_lstm = "".join((pkg / f).read_text() for f in ("keras_lstm.py", "convert.py"))  # no TF import
-    builders = inspect.getsource(_build_lstm) + inspect.getsource(_build_matmul) + keras_lstm
+    builders = "".join(inspect.getsource(f) for f in (_build_lstm, _build_matmul, _build_int16_activations,
+                                                      _convert_16x8))
+    builders += keras_lstm
     if isinstance(case, km.KerasCase):  # built by tests/keras_models.py
         builders += Path(km.__file__).read_text()
     text = repr((FACTORY_VERSION, CALIBRATION_SAMPLES, tf_version, case, hashlib.sha256(builders.encode()).hexdigest()))
@@ -205,6 +219,19 @@ def _build_lstm(c: LstmCase) -> bytes:
     return _convert_direct(model, calib)
 
 
+def _convert_16x8(model: Any, samples: Callable[[], Any]) -> bytes:
+    """The TF converter's 16x8 mode (int16 activations, int8 weights), int16 I/O."""
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = samples
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    conv.inference_input_type = tf.int16
+    conv.inference_output_type = tf.int16
+    return bytes(conv.convert())
+
+
 def _build_matmul(c: MatmulCase) -> bytes:
     import keras
     import tensorflow as tf
@@ -213,11 +240,24 @@ def _build_matmul(c: MatmulCase) -> bytes:
 
     rng = np.random.default_rng(_seed(c.name))
     w = (rng.standard_normal(c.const_shape) + 0.4).astype(np.float32) if c.const_shape else None
-    ins = [keras.Input(s, batch_size=1) for s in c.inputs]
+    ins = [keras.Input(s, batch_size=1, name=f"in{k}") for k, s in enumerate(c.inputs)]
     x: Any = ins[0] if len(ins) == 1 else ins
     out = keras.layers.Lambda(lambda t: eval(c.expr, {"tf": tf, "W": w}, {"x": t}))(x)
     calib = [rng.uniform(*ASYM, size=(CALIBRATION_SAMPLES, *s)).astype(np.float32) for s in c.inputs]
+    if c.int16:  # samples keyed by input name: the converter may order the inputs otherwise
+        return _convert_16x8(keras.Model(ins, out), lambda: ({f"in{k}": a[i:i + 1] for k, a in enumerate(calib)}
+                                                            for i in range(CALIBRATION_SAMPLES)))
     return convert_keras(keras.Model(ins, out), calib[0] if len(calib) == 1 else calib)
+
+
+def _build_int16_activations() -> bytes:
+    """int16 LOGISTIC and TANH of one [256, 256] input (the TF converter's 16x8 mode)."""
+    import keras
+
+    inp = keras.Input((256,), batch_size=256)
+    model = keras.Model(inp, [keras.layers.Activation("sigmoid")(inp), keras.layers.Activation("tanh")(inp)])
+    rng = np.random.default_rng(5)
+    return _convert_16x8(model, lambda: ([rng.uniform(-8, 8, (256, 256)).astype(np.float32)] for _ in range(4)))
 
 
 def _cached(cache: Path, case: Any, build: Callable[[], bytes]) -> bytes:
@@ -239,7 +279,7 @@ def model_cache(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="session")
 def models(model_cache: Path) -> dict[str, bytes]:
-    out = {c.name: _cached(model_cache, c, lambda c=c: _build_matmul(c)) for c in MATMUL_CASES}
+    out = {c.name: _cached(model_cache, c, lambda c=c: _build_matmul(c)) for c in MATMUL_CASES + MATMUL16_CASES}
     out |= {c.name: _cached(model_cache, c, lambda c=c: _build_lstm(c)) for c in LSTM_CASES}
     # the converter's own small cell scales: TFLite's no-tanh path (tinyedge convert would raise them)
     out |= {c.name: _cached(model_cache, c, lambda c=c: km.convert_case(c, fix_lstm_cells=False))
@@ -255,8 +295,10 @@ def random_int8(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
 
 
 def samples_for(g: Graph, n: int, seed: int) -> list[list[np.ndarray]]:
+    """Uniform over each input's whole integer range (int8 or int16)."""
     rng = np.random.default_rng(seed)
-    return [[random_int8(t.shape, rng) for t in g.input_tensors] for _ in range(n)]
+    return [[random_inputs([{"shape": t.shape, "dtype": np.dtype(t.dtype)}], rng)[0] for t in g.input_tensors]
+            for _ in range(n)]
 
 
 def assert_exact(host: list[list[np.ndarray]], want: list[list[np.ndarray]]) -> int:
@@ -277,11 +319,12 @@ def _op(g: Graph, opcode: str) -> Any:
 
 @pytest.fixture(scope="session")
 def host_networks(models: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory) -> dict[str, HostNetwork]:
-    """Compiled host networks: all BATCH_MATMUL models merged in one, and the LSTM models the
+    """Compiled host networks: the int8 and the int16 BATCH_MATMUL models merged in one each, and the LSTM models the
     network tests run (each compile builds the whole runtime: keep them few)."""
     base = tmp_path_factory.mktemp("networks")
-    nets = {"matmul": HostNetwork(merge_graphs([read_model(models[c.name], c.name) for c in MATMUL_CASES],
-                                               "merged_matmul"), base / "matmul")}
+    nets = {key: HostNetwork(merge_graphs([read_model(models[c.name], c.name) for c in cases], f"merged_{key}"),
+                             base / key)
+            for key, cases in (("matmul", MATMUL_CASES), ("matmul16", MATMUL16_CASES))}
     for name in LSTM_NETWORK_CASES:
         if all(o in load_all() for o in _lstm_case(name).ops):
             nets[name] = HostNetwork(read_model(models[name], name), base / name)
@@ -295,7 +338,7 @@ def _lstm_case(name: str) -> LstmCase:
 # ============================================================ BATCH_MATMUL
 
 
-@pytest.mark.parametrize("case", MATMUL_CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", MATMUL_CASES + MATMUL16_CASES, ids=lambda c: c.name)
 def test_converter_emits_batch_matmul(case: MatmulCase, models: dict[str, bytes]) -> None:
     g = read_model(models[case.name], case.name)
     assert [op.opcode for op in g.operators] == ["BATCH_MATMUL"]
@@ -303,29 +346,37 @@ def test_converter_emits_batch_matmul(case: MatmulCase, models: dict[str, bytes]
     consts = [g.tensor(i).is_const for i in op.inputs]
     assert consts == [case.const_shape != () and case.expr.startswith("tf.matmul(W"),
                       case.const_shape != () and not case.expr.startswith("tf.matmul(W")]
+    dtype = "int16" if case.int16 else "int8"
+    assert [g.tensor(i).dtype for i in (*op.inputs, *op.outputs)] == [dtype] * 3
+    assert load_all()["BATCH_MATMUL"].check(op, g) == []
 
 
-def test_batch_matmul_bit_exact(models: dict[str, bytes], host_networks: dict[str, HostNetwork]) -> None:
-    """Every BATCH_MATMUL case (one merged network), 40 random inputs each."""
-    graphs = [read_model(models[c.name], c.name) for c in MATMUL_CASES]
-    per_case = [samples_for(g, 40, _seed(c.name)) for g, c in zip(graphs, MATMUL_CASES)]
+@pytest.mark.parametrize("key, cases", [("matmul", MATMUL_CASES), ("matmul16", MATMUL16_CASES)], ids=["int8", "int16"])
+def test_batch_matmul_bit_exact(key: str, cases: tuple[MatmulCase, ...], models: dict[str, bytes],
+                                host_networks: dict[str, HostNetwork]) -> None:
+    """Every BATCH_MATMUL case (one merged network per type), 40 random inputs each."""
+    graphs = [read_model(models[c.name], c.name) for c in cases]
+    per_case = [samples_for(g, 40, _seed(c.name)) for g, c in zip(graphs, cases)]
     merged = [[x for case_sample in row for x in case_sample] for row in zip(*per_case)]
-    host = host_networks["matmul"].run_many(merged)
+    host = host_networks[key].run_many(merged)
     total = 0
-    for k, (c, samples) in enumerate(zip(MATMUL_CASES, per_case)):
+    for k, (c, samples) in enumerate(zip(cases, per_case)):
         oracle = Oracle(models[c.name])
         want = [oracle.run(s) for s in samples]
         got = [[row[k]] for row in host]
         total += assert_exact(got, want)
-    assert total >= 40 * 9 * 12
+    assert total >= 40 * len(cases) * 12
 
 
 def _requantize(acc: np.ndarray, mult: int, shift: int, rounding: str) -> np.ndarray:
-    """Three candidate requantizations of int64 accumulators (numpy, exact)."""
+    """Candidate requantizations of int64 accumulators (numpy, exact)."""
     left, right = max(shift, 0), max(-shift, 0)
     if rounding == "single":  # ruy: one rounding, ties up
         total = 31 - shift
         return (acc * mult + (1 << (total - 1))) >> total
+    if rounding == "q15":  # the int64 MultiplyByQuantizedMultiplier: Q15 multiplier, one rounding
+        reduced = (mult + (1 << 15)) >> 16 if mult < 0x7FFF0000 else 0x7FFF
+        return (acc * reduced + (1 << (14 - shift))) >> (15 - shift)
     ab = (acc << left) * mult
     v = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))  # SRDHM: nudge, then truncate toward zero
     hi = np.where(v >= 0, v >> 31, -((-v) >> 31))
@@ -337,20 +388,27 @@ def _requantize(acc: np.ndarray, mult: int, shift: int, rounding: str) -> np.nda
     return (hi >> right) + (rem > threshold)
 
 
-def test_batch_matmul_rounding_is_tflite_double_rounding(models: dict[str, bytes]) -> None:
-    """The oracle's BATCH_MATMUL requantizes with TFLite's double rounding; single rounding
-    (ruy) and round-half-up (NEON) give other bytes on these very inputs, so the exactness
-    above is sensitive to the choice."""
+@pytest.mark.parametrize("cases, tflm, others", [(MATMUL_CASES, "double", ("single", "up", "q15")),
+                                                 (MATMUL16_CASES, "q15", ("double", "single"))],
+                         ids=["int8", "int16"])
+def test_batch_matmul_rounding_is_tflms(cases: tuple[MatmulCase, ...], tflm: str, others: tuple[str, ...],
+                                        models: dict[str, bytes]) -> None:
+    """TFLM's BATCH_MATMUL (reference_ops::BatchMatMul) requantizes int8 with the int32
+    MultiplyByQuantizedMultiplier's double rounding, int16 with the int64 one (the multiplier
+    rounded to Q15, then one rounding); the other candidates (single rounding as
+    TFLITE_SINGLE_ROUNDING and ruy do, round-half-up as NEON does, ...) give other bytes on these
+    very inputs, so the exactness above is sensitive to the choice."""
     from tinyedge import quant
 
-    mismatches = {"double": 0, "single": 0, "up": 0}
-    for case in MATMUL_CASES:
+    mismatches = dict.fromkeys((tflm, *others), 0)
+    for case in cases:
         data = models[case.name]
         g = read_model(data, case.name)
         op = g.operators[0]
         lhs, rhs, out = (g.tensor(i) for i in (*op.inputs, op.outputs[0]))
         real = quant.f32(quant.f32(lhs.scale) * quant.f32(rhs.scale)) / float(quant.f32(out.scale))
         mult, shift = quant.quantize_multiplier(real)
+        info = np.iinfo(np.dtype(out.dtype))
         oracle = Oracle(data)
         for s in samples_for(g, 60, 1 + _seed(case.name)):
             want = oracle.run(s)[0].astype(np.int64)
@@ -361,10 +419,10 @@ def test_batch_matmul_rounding_is_tflite_double_rounding(models: dict[str, bytes
             b = np.swapaxes(b, -1, -2) if op.options.get("adj_y") else b
             acc = np.matmul(a, b)
             for r in mismatches:
-                got = np.clip(_requantize(acc, mult, shift, r) + out.zero_point, -128, 127)
+                got = np.clip(_requantize(acc, mult, shift, r) + out.zero_point, info.min, info.max)
                 mismatches[r] += int(np.count_nonzero(got.reshape(want.shape) != want))
-    assert mismatches["double"] == 0
-    assert mismatches["single"] > 0 and mismatches["up"] > 0, mismatches
+    assert mismatches[tflm] == 0, mismatches
+    assert all(mismatches[r] > 0 for r in others), mismatches
 
 
 def test_batch_matmul_lowering_relayouts_constants(models: dict[str, bytes]) -> None:
@@ -381,27 +439,32 @@ def test_batch_matmul_lowering_relayouts_constants(models: dict[str, bytes]) -> 
     assert np.array_equal(const.values.reshape(4, 7, 5), np.swapaxes(w, -1, -2))
 
 
-def test_batch_matmul_check_names_what_is_unsupported(models: dict[str, bytes]) -> None:
+def test_batch_matmul_check_names_what_tflm_refuses(models: dict[str, bytes]) -> None:
     spec = load_all()["BATCH_MATMUL"]
     g = read_model(models["mm_a_bT"], "mm_a_bT")
     assert spec.check(g.operators[0], g) == []
 
-    g16 = copy.deepcopy(g)
-    g16.tensors[g16.operators[0].inputs[0]].dtype = "int16"
-    assert any("int16" in p for p in spec.check(g16.operators[0], g16))
+    def problems(k: int, **changes: Any) -> list[str]:  # k: input index, or -1 for the output
+        g2 = copy.deepcopy(g)
+        op = g2.operators[0]
+        t = g2.tensors[op.outputs[0] if k < 0 else op.inputs[k]]
+        for key, v in changes.items():
+            setattr(t, key, v)
+        return spec.check(op, g2)
 
-    gpc = copy.deepcopy(g)
-    t = gpc.tensors[gpc.operators[0].inputs[1]]
-    t.quant = Quant((0.1, 0.2), (0, 0), 2)
-    assert any("per channel" in p for p in spec.check(gpc.operators[0], gpc))
+    assert any("int16" in p and "one type" in p for p in problems(0, dtype="int16"))  # hybrid types
+    assert any("int32 output" in p for p in problems(-1, dtype="int32"))
+    assert any("float" in p for p in problems(0, dtype="float32"))
+    assert any("per channel" in p for p in problems(1, quant=Quant((0.1, 0.2), (0, 0), 2)))
+    assert any("depths differ" in p for p in problems(1, shape=(1, 5, 3)))
+    assert any("ranks 2..5" in p for p in problems(0, shape=(1, 1, 1, 1, 3, 4)))
+    assert any("2^30" in p for p in problems(-1, quant=Quant((1e-14,), (0,), 0)))
 
-    g32 = copy.deepcopy(g)
-    g32.tensors[g32.operators[0].outputs[0]].dtype = "int32"
-    assert any("int32" in p for p in spec.check(g32.operators[0], g32))
-
-    gshape = copy.deepcopy(g)
-    gshape.tensors[gshape.operators[0].inputs[1]].shape = (1, 5, 3)
-    assert any("depths differ" in p for p in spec.check(gshape.operators[0], gshape))
+    g16 = read_model(models["mm16_a_bT"], "mm16_a_bT")
+    assert spec.check(g16.operators[0], g16) == []
+    t = g16.tensors[g16.operators[0].inputs[1]]
+    t.quant = Quant((t.scale,), (3,), 0)
+    assert any("zero point 3; TFLM requires 0" in p for p in spec.check(g16.operators[0], g16))
 
 
 # ============================================================ UNIDIRECTIONAL_SEQUENCE_LSTM
@@ -479,23 +542,21 @@ int main(void)
 
 
 def _lstm_states_from_oracle(data: bytes, op: Any, samples: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
-    oracle = Oracle(data)
-    interp = oracle._interp  # the variable tensors are readable between invocations
-    lstm_out = op.outputs[0]
+    """The TFLM interpreter keeping every tensor (its GetTensor): the LSTM's output and its two
+    variable tensors after each inference, samples in order."""
+    oracle = TflmOracle(data, preserve_all_tensors=True)
     rows = []
     for s in samples:
         oracle.run([s])
-        rows.append((interp.get_tensor(lstm_out).copy() if lstm_out in (d["index"] for d in oracle.output_details)
-                     else None, interp.get_tensor(op.inputs[18]).copy(), interp.get_tensor(op.inputs[19]).copy()))
+        rows.append(tuple(np.array(oracle._interp.GetTensor(i, 0)["tensor_data"], copy=True)
+                          for i in (op.outputs[0], op.inputs[18], op.inputs[19])))
     return rows
 
 
-def check_lstm_kernel(data: bytes, name: str, workdir: Path, n: int, seed: int,
-                      compare_cell: bool = True) -> np.ndarray:
+def check_lstm_kernel(data: bytes, name: str, workdir: Path, n: int, seed: int) -> np.ndarray:
     """te_lstm_s8 alone on ``n`` inferences in order: output, int8 output state and int16 cell
-    state after every inference equal the oracle's (its variable tensors). Returns the cell
-    states, [n, cells]. ``compare_cell=False``: where TFLite's cell update is undefined C++ (see
-    test_lstm_kernel_every_cell_scale), the cell state is not compared."""
+    state after every inference equal TFLM's (its variable tensors). Returns the cell states,
+    [n, cells]."""
     g = read_model(data, name)
     op = _op(g, "UNIDIRECTIONAL_SEQUENCE_LSTM")
     src, n_out, n_h, n_c = _harness_source(g, op)
@@ -515,11 +576,9 @@ def check_lstm_kernel(data: bytes, name: str, workdir: Path, n: int, seed: int,
         out = np.frombuffer(chunk[:n_out], np.int8)
         h = np.frombuffer(chunk[n_out:n_out + n_h], np.int8)
         c = np.frombuffer(chunk[n_out + n_h:], np.int16)
-        if w_out is not None:
-            assert np.array_equal(out, w_out.reshape(-1)), f"{name} inference {i}: output differs"
+        assert np.array_equal(out, w_out.reshape(-1)), f"{name} inference {i}: output differs"
         assert np.array_equal(h, w_h.reshape(-1)), f"{name} inference {i}: output state differs"
-        if compare_cell:
-            assert np.array_equal(c, w_c.reshape(-1)), f"{name} inference {i}: cell state {c} vs {w_c.reshape(-1)}"
+        assert np.array_equal(c, w_c.reshape(-1)), f"{name} inference {i}: cell state {c} vs {w_c.reshape(-1)}"
         cells.append(c)
     return np.array(cells)
 
@@ -546,51 +605,56 @@ def with_tensor_scale(data: bytes, tensor_index: int, scale: float) -> bytes:
     return bytes(buf)
 
 
-# (cell scale exponent, factor): the tanh's Q formats at the ends (-15, -9), TFLite's no-tanh output on
-# either side (-30, -17, -16, -8, 1), the cell update's shift 30 + k outside 0..31 (-149, -31, 2, 127),
-# and a scale 0.06 % off 2^-10, which TFLite's CheckedLog2 takes for 2^-10 (the clip uses the true scale)
-CELL_SCALES = [(-149, 1.0), (-31, 1.0), (-30, 1.0), (-17, 1.0), (-16, 1.0), (-15, 1.0), (-13, 1.0),
-               (-10, 1.0), (-10, 1.0006), (-9, 1.0), (-8, 1.0), (1, 1.0), (2, 1.0), (127, 1.0)]
+# (cell scale exponent, factor): the ends of the range tinyedge accepts (-30: the cell update's
+# multiplier shifts left by 1; 2: the tanh's input multiplier 3 << 14), the converter's small scales
+# (-17, -16) and TFLite's no-tanh ones (-8), the tanh input rescaled by a right shift (-15, -13) or by
+# none or a left shift (-12, -10, -9, 1), and scales that are no power of two: TFLM rounds their log2 for
+# the tanh (-10 * 1.0006 -> 2^-10, -15 * 0.7 -> 2^-16) and uses the true scale for the products and
+# the clip (-12 * 1.3).
+CELL_SCALES = [(-30, 1.0), (-17, 1.0), (-16, 1.0), (-15, 1.0), (-15, 0.7), (-13, 1.0), (-12, 1.3),
+               (-10, 1.0), (-10, 1.0006), (-9, 1.0), (-8, 1.0), (1, 1.0), (2, 1.0)]
 
 
 @pytest.mark.parametrize("cell_shift, factor", CELL_SCALES, ids=lambda v: str(v))
 def test_lstm_kernel_every_cell_scale(cell_shift: int, factor: float, models: dict[str, bytes],
                                       tmp_path: Path) -> None:
-    """The converter picks cell scales 2^-17..2^-11 (the float model clips the cell at 10); TFLite
-    runs any power of two. Re-scale a model's cell state and compare output, output state and cell
-    state with the oracle: saturated cells at 2^-15, an active clip at 2^-10 and 2^-9 (on the model
-    whose cells reach the clip), no tanh outside 2^-15..2^-9. Below 2^-30 and above 2^1 the cell
-    update's shift by 30 + k is undefined C++ and the oracle's cell state depends on how its loop
-    was compiled (vector lanes differ from scalar ones); the cell does not reach the outputs there,
-    which stay exact, and is not compared."""
+    """The converter picks cell scales 2^-17..2^-11 (the float model clips the cell at 10); TFLM runs
+    any positive scale. Re-scale a model's cell state and compare output, output state and cell state
+    with TFLM: saturated cells at 2^-15, an active clip at 2^-10 and 2^-9 (on the model whose cells
+    reach the clip), the rounded log2 of scales that are no power of two."""
     from tinyedge.ops import lstm
 
     name = "lstm_t6_u8" if cell_shift < -11 else "lstm_clip_t20_u5"  # small / large cells
     g = read_model(models[name], name)
     op = g.operators[0]
-    data = with_tensor_scale(models[name], op.inputs[19], 2.0 ** cell_shift * factor)
+    scale = float(np.float32(2.0 ** cell_shift * factor))
+    data = with_tensor_scale(models[name], op.inputs[19], scale)
     patched = read_model(data, name)
     cell = patched.tensor(op.inputs[19])
-    assert cell.scale == np.float32(2.0 ** cell_shift * factor) and lstm._cell_shift(cell) == cell_shift
+    power = cell_shift if factor > 0.75 else cell_shift - 1  # log2 rounded to the nearest integer
+    assert cell.scale == scale and lstm.cell_power(cell.scale) == power
     pop = patched.operators[0]
+    assert load_all()["UNIDIRECTIONAL_SEQUENCE_LSTM"].check(pop, patched) == []
     params = load_all()["UNIDIRECTIONAL_SEQUENCE_LSTM"].lower(pop, LowerCtx(patched, pop)).params
-    assert params["cell_tanh_int_bits"] == (15 + cell_shift if -15 <= cell_shift <= -9 else -1)
-    cells = check_lstm_kernel(data, f"{name}_cell{cell_shift}", tmp_path, 12, 11,
-                              compare_cell=-30 <= cell_shift <= 1).astype(np.int32)
-    clip = lstm._cell_clip(pop, cell)
-    if cell_shift == -15:
+    # lstm_internal::Tanh: a left shift 12 + p becomes the multiplier 3 << (12 + p), else a right shift
+    assert (params["tanh_mult"], params["tanh_shift"]) == ((3 << (12 + power), 0) if power >= -12
+                                                           else (3, -12 - power))
+    cells = check_lstm_kernel(data, f"{name}_cell{cell_shift}", tmp_path, 12, 11).astype(np.int32)
+    clip = lstm.quantized_cell_clip(pop, cell)
+    if (cell_shift, factor) == (-15, 1.0):
         assert np.abs(cells).max() >= 32767, "cells should saturate at 2^-15"
     if cell_shift in (-10, -9):
         assert clip < 32767 and np.count_nonzero(np.abs(cells) == clip) > 0, "the clip should act"
-    if factor != 1.0:  # the clip comes from the true scale, not from 2^cell_shift (and acts, above)
-        assert clip == 10233 != lstm._cell_clip(pop, dataclasses.replace(cell, quant=Quant((2.0 ** cell_shift,),
-                                                                                           (0,), 0)))
+    if factor == 1.0006:  # the clip comes from the true scale, not from 2^cell_shift (and acts, above)
+        exact = dataclasses.replace(cell, quant=Quant((2.0 ** cell_shift,), (0,), 0))
+        assert clip == 10233 != lstm.quantized_cell_clip(pop, exact)
 
 
-def test_lstm_oracle_takes_no_tanh_outside_its_range(models: dict[str, bytes]) -> None:
-    """What the kernel reproduces: outside cell scales 2^-15..2^-9 TFLite's ApplyTanh does nothing and
-    the output is o * i, so the oracle's outputs no longer depend on the cell scale (nor the cell);
-    inside, they do."""
+def test_lstm_cell_reaches_the_output_at_every_scale(models: dict[str, bytes]) -> None:
+    """TFLM takes the tanh of the cell at every cell scale (TFLite's x86 interpreter does not below
+    2^-15 or above 2^-9, where its outputs stop depending on the cell): the oracle's outputs differ
+    from one scale to the next, on both sides of that range. (At the ends of what tinyedge takes,
+    2^-30 and 2^2, this model's cell saturates or stays 0 and both give the zero point.)"""
     name = "lstm_t6_u8"
     g = read_model(models[name], name)
     cell_index = g.operators[0].inputs[19]
@@ -600,11 +664,11 @@ def test_lstm_oracle_takes_no_tanh_outside_its_range(models: dict[str, bytes]) -
         oracle = Oracle(with_tensor_scale(models[name], cell_index, 2.0 ** shift))
         return np.array([oracle.run(s)[0] for s in samples])
 
-    outside = [outputs(k) for k in (-40, -16, -8, 3)]
-    assert all(np.array_equal(outside[0], o) for o in outside[1:])
-    inside = [outputs(k) for k in (-15, -12, -9)]
-    assert not any(np.array_equal(outside[0], o) for o in inside)
-    assert not np.array_equal(inside[0], inside[1])
+    shifts = (-22, -17, -16, -15, -12, -9, -8, -4, 0)
+    runs = [outputs(k) for k in shifts]
+    same = [(a, b) for i, a in enumerate(shifts) for j, b in enumerate(shifts)
+            if i < j and np.array_equal(runs[i], runs[j])]
+    assert not same, same
 
 
 @pytest.mark.parametrize("case", STACKED_CASES, ids=lambda c: c.name)
@@ -615,12 +679,12 @@ def test_converter_writes_small_cell_scales(case: km.KerasCase, models: dict[str
     g = read_model(models[case.name], case.name)
     spec = load_all()["UNIDIRECTIONAL_SEQUENCE_LSTM"]
     ops = [op for op in g.operators if op.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
-    assert tuple(lstm._cell_shift(g.tensor(op.inputs[19])) for op in ops) == STACKED_CELL_SHIFTS[case.name]
+    assert tuple(lstm.cell_power(g.tensor(op.inputs[19]).scale) for op in ops) == STACKED_CELL_SHIFTS[case.name]
     assert all(spec.check(op, g) == [] for op in ops)
 
 
 def test_stacked_small_cell_network_bit_exact(models: dict[str, bytes], tmp_path: Path) -> None:
-    """Both stacked models in one generated network (one compile) against the oracle: 30 samples in
+    """Both stacked models in one generated network (one compile) against TFLM: 30 samples in
     order (the LSTM state carries over in both), then 4 samples each from the initial state (a fresh
     host process; Oracle.reset())."""
     graphs = [read_model(models[c.name], c.name) for c in STACKED_CASES]
@@ -649,15 +713,29 @@ def test_lstm_cases_cover_cell_scales_and_clip(models: dict[str, bytes]) -> None
         g = read_model(models[c.name], c.name)
         op = _op(g, "UNIDIRECTIONAL_SEQUENCE_LSTM")
         cell = g.tensor(op.inputs[19])
-        shift = lstm._cell_shift(cell)
-        shifts.add(shift)
-        if 0 < lstm._cell_clip(op, cell) < 32767:
+        shifts.add(lstm.cell_power(cell.scale))
+        if 0 <= lstm.quantized_cell_clip(op, cell) < 32767:
             clipping.append(c.name)
     assert len(shifts) >= 3, shifts
     assert "lstm_clip_t20_u5" in clipping
 
 
-def test_lstm_check_names_missing_features(models: dict[str, bytes]) -> None:
+def test_lstm_hidden_quantization_is_the_output_states(models: dict[str, bytes]) -> None:
+    """TFLM reads the hidden state's scale and zero point from the output state tensor, not from
+    the op's fifth intermediate (TFLite does): a case where the two differ, exact above, and a
+    model without intermediates, which TFLM runs and tinyedge takes."""
+    scales = {}
+    for c in LSTM_CASES:
+        g = read_model(models[c.name], c.name)
+        op = _op(g, "UNIDIRECTIONAL_SEQUENCE_LSTM")
+        scales[c.name] = (g.tensor(op.inputs[18]).quant, g.tensor(op.intermediates[4]).quant)
+    assert any(h != hidden for h, hidden in scales.values()), scales
+    g = read_model(models["lstm_t6_u8"], "lstm_t6_u8")
+    g.operators[0].intermediates = []
+    assert load_all()["UNIDIRECTIONAL_SEQUENCE_LSTM"].check(g.operators[0], g) == []
+
+
+def test_lstm_check_names_what_tflm_refuses(models: dict[str, bytes]) -> None:
     spec = load_all()["UNIDIRECTIONAL_SEQUENCE_LSTM"]
     g = read_model(models["lstm_t6_u8"], "lstm_t6_u8")
     op = g.operators[0]
@@ -672,32 +750,95 @@ def test_lstm_check_names_missing_features(models: dict[str, bytes]) -> None:
         o.options.update(opts)
         return spec.check(o, g2)
 
-    assert any("peephole" in p for p in patched({9: some_vector, 10: some_vector, 11: some_vector}))
-    assert any("projection" in p for p in patched({16: op.inputs[1]}))
-    assert any("layer normalization" in p for p in patched({21: some_vector}))
-    assert any("CIFG" in p for p in patched({1: -1, 5: -1, 12: -1}))
-    assert any("diagonal" in p for p in patched({}, diagonal_recurrent_tensors=True))
+    def refused(problems: list[str], *words: str) -> bool:
+        return any(all(w in p for w in words) for p in problems)
 
-    gf = copy.deepcopy(g)
-    gf.tensors[gf.operators[0].inputs[0]].dtype = "float32"
-    assert any("float" in p for p in spec.check(gf.operators[0], gf))
+    assert refused(patched({9: some_vector, 10: some_vector, 11: some_vector}), "peephole", "TFLM")
+    assert refused(patched({16: op.inputs[1]}), "projection", "TFLM")
+    assert refused(patched({21: some_vector}), "layer normalization", "TFLM")
+    assert refused(patched({1: -1, 5: -1, 12: -1}), "CIFG", "TFLM")
+    assert refused(patched({13: -1}), "missing", "biases")  # TFLM requires every bias
+    assert refused(patched({}, diagonal_recurrent_tensors=True), "diagonal")
+    assert refused(patched({}, fused_activation_function=0), "not TANH")
 
-    gc = copy.deepcopy(g)
-    cell = gc.tensors[gc.operators[0].inputs[19]]
-    for scale in (2.0 ** -149, 2.0 ** -40, 2.0 ** -16, 2.0 ** 5, 2.0 ** 127, 2.0 ** -10 * 1.0006):
-        cell.quant = Quant((scale,), (0,), 0)  # every power of two (CheckedLog2's tolerance: 1e-3 in log2)
-        assert spec.check(gc.operators[0], gc) == [], scale
-    for scale in (3e-5, 2.0 ** -10 * 1.0008, 0.0, -2.0 ** -15):  # TFLite's Prepare fails: constant outputs
-        cell.quant = Quant((scale,), (0,), 0)
-        assert any("not a power of two (2^k)" in p for p in spec.check(gc.operators[0], gc)), scale
+    g20 = copy.deepcopy(g)
+    g20.operators[0].inputs = g20.operators[0].inputs[:20]  # the older 20-input form
+    assert refused(spec.check(g20.operators[0], g20), "20 inputs", "TFLM requires 24")
 
-    g8 = copy.deepcopy(g)
-    g8.tensors[g8.operators[0].inputs[19]].dtype = "int8"
-    assert any("8x8_16" in p for p in spec.check(g8.operators[0], g8))
+    def with_tensor(k: int, **changes: Any) -> list[str]:
+        g2 = copy.deepcopy(g)
+        t = g2.tensors[g2.operators[0].inputs[k]]
+        for key, v in changes.items():
+            setattr(t, key, v)
+        return spec.check(g2.operators[0], g2)
 
-    gi = copy.deepcopy(g)
-    gi.tensors[gi.operators[0].inputs[18]].is_variable = False  # state given as a plain tensor
-    assert any("variable" in p for p in spec.check(gi.operators[0], gi))
+    assert refused(with_tensor(0, dtype="float32"), "float")
+    assert refused(with_tensor(19, dtype="int8"), "8x8_16")
+    assert refused(with_tensor(18, is_variable=False), "variable")
+    w = g.tensor(op.inputs[2])
+    assert refused(with_tensor(2, quant=Quant((w.scale, w.scale * 2) + (w.scale,) * 6, (0,) * 8, 0)), "per channel")
+    assert refused(with_tensor(2, quant=Quant((w.scale,), (3,), 0)), "symmetric")
+    assert refused(with_tensor(2, quant=Quant((-w.scale,), (0,), 0)), "must be positive")
+    assert refused(with_tensor(18, quant=Quant((1e-12,), (0,), 0)), "output state scale", "overflow")
+
+    # the cell scale: any positive scale runs in TFLM (its log2 is rounded), within the range where
+    # its int32 arithmetic does not overflow; a log2 within 2^-12 of a half integer is refused
+    for scale in (2.0 ** -30, 2.0 ** -16, 3e-5, 2.0 ** -10 * 1.0008, 2.0 ** -12 * 1.41, 2.0 ** 2):
+        assert with_tensor(19, quant=Quant((scale,), (0,), 0)) == [], scale
+    for scale, words in ((2.0 ** -31, "outside 2^-30..2^2"), (2.0 ** 3, "outside"), (2.0 ** 127, "outside"),
+                         (2.0 ** -149, "outside"), (0.0, "not positive"), (-2.0 ** -15, "not positive"),
+                         (2.0 ** -11.5, "half integer"), (2.0 ** -11.5 * 1.0001, "half integer")):
+        assert refused(with_tensor(19, quant=Quant((scale,), (0,), 0)), words), scale
+
+
+# ---- TFLM's int16 sigmoid and tanh: every input
+
+
+# input scale -> (tanh mult, tanh shift) TFLM's int16 TANH then applies: 2^-12 and 2^-11 are its "power
+# of two" cases (3 << left shift, as the LSTM's gate tanh and its cell tanh at 2^-11), 2^-15 its general
+# case with the multiplier 24576 = 3 << 13 and a shift of 16, the same as the LSTM's (3, 3) at 2^-15
+TANH_INPUT_SCALES = {2.0 ** -12: (3, 0), 2.0 ** -11: (6, 0), 2.0 ** -15: (3, 3)}
+
+
+def test_lstm_int16_sigmoid_and_tanh_are_tflms(model_cache: Path, tmp_path: Path) -> None:
+    """te_lstm_sigmoid16 / te_lstm_tanh16 (TFLM's 256-entry table, interpolated) on all 65536
+    int16 inputs against TFLM's own int16 LOGISTIC (input 2^-12, the LSTM's gates) and TANH
+    (the LSTM's gate tanh and two cell-tanh rescalings)."""
+    data = _cached(model_cache, MatmulCase("int16_sigmoid_tanh", ((256, 256),), "sigmoid, tanh"),
+                   _build_int16_activations)
+    g = read_model(data, "int16_sigmoid_tanh")
+    assert sorted(op.opcode for op in g.operators) == ["LOGISTIC", "TANH"]
+    x = np.arange(-32768, 32768, dtype=np.int16).reshape(256, 256)
+    calls = "\n".join(f"        s[n++] = te_lstm_tanh16((int16_t)v, {m}, {sh});"
+                      for m, sh in TANH_INPUT_SCALES.values())
+    (tmp_path / "act.c").write_text(f"""#include <stdio.h>
+#include "te_lstm.h"
+int main(void)
+{{
+    static int16_t s[65536 * {1 + len(TANH_INPUT_SCALES)}];
+    long n = 0;
+    int v;
+    for (v = -32768; v < 32768; ++v) s[n++] = te_lstm_sigmoid16((int16_t)v);
+    for (v = -32768; v < 32768; ++v) {{
+{calls}
+    }}
+    return fwrite(s, sizeof s[0], (size_t)n, stdout) == (size_t)n ? 0 : 1;
+}}
+""")
+    runtime = templates_dir() / "runtime"
+    subprocess.run(["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{runtime}", "act.c",
+                    str(runtime / "te_lstm.c"), "-o", "act"], cwd=tmp_path, check=True)
+    got = np.frombuffer(subprocess.run([str(tmp_path / "act")], capture_output=True, check=True).stdout, np.int16)
+    sigmoid, tanhs = got[:65536], got[65536:].reshape(65536, len(TANH_INPUT_SCALES)).T
+    op_out = {op.opcode: g.outputs.index(op.outputs[0]) for op in g.operators}
+    assert all(g.tensor(i).scale == 2.0 ** -15 for i in g.outputs)
+    for k, scale in enumerate(TANH_INPUT_SCALES):
+        want = Oracle(with_tensor_scale(data, g.inputs[0], scale)).run([x])
+        assert np.array_equal(tanhs[k], want[op_out["TANH"]].reshape(-1)), scale
+        if scale == 2.0 ** -12:
+            assert np.array_equal(sigmoid, want[op_out["LOGISTIC"]].reshape(-1))
+    # the sweep reaches both ends: sigmoid(-8) ~ 11 / 32768, tanh's saturated table end
+    assert sigmoid.min() < 16 and sigmoid.max() > 32752 and tanhs.min() == -32767 and tanhs.max() == 32767
 
 
 # ============================================================ the C compiles cleanly everywhere
@@ -725,8 +866,8 @@ def test_kernels_and_generated_code_compile_warning_free(target: str, models: di
         if nm and target != "host":
             syms = subprocess.run([nm, str(obj)], capture_output=True, text=True).stdout
             assert "__aeabi_f" not in syms and "__aeabi_d" not in syms, f"{target} {src} uses float"
-    # the generated network.c of an LSTM and a BATCH_MATMUL model (static state blocks, params with arrays)
-    for name in ("lstm_t6_u8", "mm_rank5_bcast"):
+    # the generated network.c of an LSTM and two BATCH_MATMUL models (static state blocks, params with arrays)
+    for name in ("lstm_t6_u8", "mm_rank5_bcast", "mm16_rank5_bcast"):
         work = tmp_path / name
         write_files(work, render_network_files(compile(read_model(models[name], name)), name))
         copy_runtime(work)
@@ -739,15 +880,16 @@ def test_kernels_and_generated_code_compile_warning_free(target: str, models: di
 
 
 @pytest.mark.emulator
-@pytest.mark.parametrize("board", ["mps2-an386", "mps2-an385"])  # Cortex-M4F, Cortex-M3
+@pytest.mark.parametrize("board", ["mps2-an386", "mps2-an385", "mps3-an547"])  # Cortex-M4F, M3, M55
 def test_lstm_and_matmul_on_device(board: str, models: dict[str, bytes], tmp_path: Path) -> None:
-    """The firmware (validation server in QEMU) gives the oracle's bytes for an LSTM model,
-    samples in order (the state persists on the device as in the oracle), and a BATCH_MATMUL."""
+    """The firmware (validation server in QEMU) gives TFLM's bytes for an LSTM model (every sample
+    from the initial state: te_network_reset() on the device, reset() in TFLM), an int8 and an
+    int16 BATCH_MATMUL."""
     for tool in ("qemu-system-arm", "arm-none-eabi-gcc", "make"):
         require_tool(tool)
     from tinyedge.pipeline import validate_model
 
-    for name, n in (("lstm_t12_u32", 6), ("mm_rank5_bcast", 4)):
+    for name, n in (("lstm_t12_u32", 6), ("mm_rank5_bcast", 4), ("mm16_bcast_act", 4)):
         model = tmp_path / f"{name}.tflite"
         model.write_bytes(models[name])
         report = validate_model(model, board, emulator="qemu", port=None, data=None, n_random=n, seed=3,

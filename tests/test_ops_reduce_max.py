@@ -1,7 +1,7 @@
-"""REDUCE_MAX (tinyedge/ops/reduce.py, runtime te_reduce.c) is bit-exact with the TFLite oracle.
+"""REDUCE_MAX (tinyedge/ops/reduce.py, runtime te_reduce.c) is bit-exact with TensorFlow Lite Micro.
 
-The oracle (kernels/reduce.cc, EvalGeneric<kGenericOptimized, kMax>) takes the
-plain max of the raw int8 values; it refuses (at Invoke) an output whose scale
+TFLM (micro/kernels/reduce_common.cc, EvalMinMaxHelper -> reference_ops::ReduceGeneric)
+takes the plain max of the raw int8 values; it refuses (at Invoke) an output whose scale
 or zero point differs from the input's, and so does ``check``.
 
 Models: Keras GlobalMaxPooling2D / GlobalMaxPooling1D (keepdims False/True)
@@ -87,7 +87,7 @@ def samples(graph: Graph, seed: int) -> list[list[np.ndarray]]:
 
 
 def assert_exact(data: bytes, workdir: Path, seed: int = 0) -> int:
-    """Every output of every sample equals the oracle's; returns the number of values compared."""
+    """Every output of every sample equals TFLM's; returns the number of values compared."""
     graph = read_model(data, "<test>")
     assert {op.opcode for op in graph.operators} == {"REDUCE_MAX"}
     oracle = Oracle(data)
@@ -99,7 +99,7 @@ def assert_exact(data: bytes, workdir: Path, seed: int = 0) -> int:
             assert o.shape == w.shape and o.dtype == w.dtype
             compared += o.size
             bad += int(np.count_nonzero(o != w))
-    assert bad == 0, f"{bad} of {compared} values differ from the oracle"
+    assert bad == 0, f"{bad} of {compared} values differ from TFLM"
     return compared
 
 

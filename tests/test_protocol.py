@@ -8,6 +8,7 @@ simulated by tests/fixtures/fake_net/fake_device.py.
 
 from __future__ import annotations
 
+import re
 import shutil
 import struct
 import subprocess
@@ -23,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyedge import protocol as p
-from tinyedge.device import SILENT_HINT, DeviceClient
+from tinyedge.device import SILENT_HINT, STOPPED_HINT, DeviceClient
 from tinyedge.errors import TinyEdgeError
 from tinyedge.resources import templates_dir
 
@@ -120,17 +121,17 @@ def test_frame_reader_drops_overlong() -> None:
 
 def test_parse_hello_and_tensor_info_from_spec_layout() -> None:
     sha = bytes(range(32))
-    hello = struct.pack("<BHBBI", 3, 256, 2, 1, 25_000_000) + sha
+    hello = struct.pack("<BHBBI", 4, 256, 2, 1, 25_000_000) + sha
     for text in (b"mps2-an386", b"cortex-m4", b"0.1.0", b"0.2.0", b"kws_ref_model"):
         hello += bytes([len(text)]) + text
     h = p.parse_hello(hello)
     assert (h.protocol_version, h.max_payload, h.num_inputs, h.num_outputs, h.clock_hz) == \
-        (3, 256, 2, 1, 25_000_000)
+        (4, 256, 2, 1, 25_000_000)
     assert (h.model_sha256, h.board, h.core, h.runtime_version, h.generator_version, h.model_name) == \
         (sha.hex(), "mps2-an386", "cortex-m4", "0.1.0", "0.2.0", "kws_ref_model")
-    # a version 2 HELLO has no model name; it still parses, so that the client can name the version
-    old = struct.pack("<BHBBI", 2, 256, 2, 1, 25_000_000) + sha + b"\x01a\x01b\x01c\x01d"
-    assert (p.parse_hello(old).protocol_version, p.parse_hello(old).model_name) == (2, "")
+    # a version 3 HELLO has no model name; it still parses, so that the client can name the version
+    old = struct.pack("<BHBBI", 3, 256, 2, 1, 25_000_000) + sha + b"\x01a\x01b\x01c\x01d"
+    assert (p.parse_hello(old).protocol_version, p.parse_hello(old).model_name) == (3, "")
     with pytest.raises(p.ProtocolError, match="HELLO response too short"):
         p.parse_hello(hello[:-3])
 
@@ -167,27 +168,68 @@ def _hx(b: bytes) -> str:
     return b.hex() or "-"
 
 
-def test_c_protocol_matches_python(harness: Path) -> None:
+def _samples() -> list[bytes]:
     import random
     rng = random.Random(1234)
     samples = [v[0] for v in COBS_VECTORS] + [b""]
-    for n in (1, 7, 253, 254, 255, 256, 508, 509, 1000):
+    for n in (1, 7, 253, 254, 255, 256, 508, 509, 1000, 1031):
         for zero_rate in (0.0, 0.05, 0.5):
             samples.append(bytes(0 if rng.random() < zero_rate else rng.randrange(1, 256)
                                  for _ in range(n)))
+    return samples
+
+
+def test_c_crc_and_cobs_match_python(harness: Path) -> None:
     lines, expect = [], []
-    for s in samples:
-        enc = p.cobs_encode(s)
-        lines += [f"crc {_hx(s)}", f"enc {_hx(s)}", f"dec {_hx(enc)}"]
-        expect += [f"{zlib.crc32(s):08x}", _hx(enc), _hx(s)]
-    for cmd, seq, payload in [(1, 0, b""), (0x85, 0xFFFF, b"\x00\x01"), (3, 513, bytes(251))]:
-        raw = p.cobs_decode(p.encode_frame(cmd, seq, payload)[:-1])
-        lines += [f"frame {cmd} {seq} {_hx(payload)}", f"check {_hx(raw)}",
-                  f"check {_hx(raw[:-1] + bytes([raw[-1] ^ 1]))}"]
-        expect += [_hx(raw), f"{cmd} {seq} {_hx(payload)}", "ERR"]
-    lines += ["dec 00", "dec 0511", "dec 031100", "check 0102"]
-    expect += ["ERR", "ERR", "ERR", "ERR"]
+    for s in _samples():
+        lines += [f"crc {_hx(s)}", f"enc {_hx(s)}", f"crc2 {_hx(s[:5])} {_hx(s[5:])}"]
+        expect += [f"{zlib.crc32(s):08x}", _hx(p.cobs_encode(s)), f"{zlib.crc32(s):08x}"]
     assert _run_harness(harness, lines) == expect
+
+
+def test_c_frames_match_python(harness: Path) -> None:
+    """te_frame_write sends what encode_frame builds; te_rx_byte accepts exactly
+    the frames decode_frame accepts, byte by byte, at any buffer limit."""
+    lines, expect = [], []
+    for cmd, seq, payload in [(1, 0, b""), (0x85, 0xFFFF, b"\x00\x01"), (3, 513, bytes(251))] + [
+            (0x03, 7, s) for s in _samples() if len(s) <= 1024]:
+        wire = b"\x00" + p.encode_frame(cmd, seq, payload)
+        lines += [f"send {cmd} {seq} {_hx(payload)}", f"rx 2048 {_hx(wire)}"]
+        expect += [_hx(wire), f"F:{cmd}:{seq}:{_hx(payload)}"]
+        # a buffer one byte short refuses the frame; an exact one takes it twice over
+        raw_len = len(payload) + p.FRAME_OVERHEAD
+        lines += [f"rx {raw_len - 1} {_hx(wire)}", f"rx {raw_len} {_hx(wire + wire)}"]
+        expect += ["LONG", f"F:{cmd}:{seq}:{_hx(payload)} F:{cmd}:{seq}:{_hx(payload)}"]
+    good = p.encode_frame(4, 9, b"\x01\x02\x03\x04")
+    bad_crc = bytearray(good)
+    bad_crc[3] ^= 0x04
+    z = b"\x00"
+    for wire in (bytes(bad_crc),                           # CRC
+                 p.cobs_encode(b"abc") + z,                # shorter than header + CRC
+                 b"\x05\x11\x22" + z,                      # block runs past the frame
+                 z * 3 + good + z,                         # empty frames are ignored
+                 b"\x09\x01" + z + bytes(bad_crc) + good):  # garbage, bad, good
+        lines.append("rx 64 " + _hx(wire))
+    expect += ["BAD", "BAD", "BAD", "F:4:9:01020304", "BAD BAD F:4:9:01020304"]
+    assert _run_harness(harness, lines) == expect
+
+
+def test_c_receiver_rejects_any_corruption(harness: Path) -> None:
+    """One byte of a frame changed to any other value (0x00 included, which splits
+    it): every piece is rejected, and the frame after it is still received."""
+    import random
+    rng = random.Random(99)
+    after = p.encode_frame(5, 1, b"ok")
+    lines = []
+    for _ in range(400):
+        payload = rng.randbytes(rng.randrange(1, 300))
+        wire = p.encode_frame(3, rng.randrange(1, 0x10000), payload)[:-1]
+        i = rng.randrange(len(wire))
+        bad = wire[:i] + bytes([wire[i] ^ rng.randrange(1, 256)]) + wire[i + 1:]
+        lines.append("rx 2048 " + _hx(bad + b"\x00" + after))
+    for verdicts in _run_harness(harness, lines):
+        *pieces, last = verdicts.split()
+        assert pieces and all(v == "BAD" for v in pieces) and last == "F:5:1:6f6b"
 
 
 # ---------------------------------------------------------------------------
@@ -205,8 +247,8 @@ def expected() -> list[bytes]:
 
 
 def client(port: FakeSerial, **kw: object) -> DeviceClient:
-    kw.setdefault("timeout", 0.2)
-    kw.setdefault("run_timeout", 0.3)
+    kw.setdefault("timeout", 2.0)
+    kw.setdefault("run_time", 0.1)
     return DeviceClient("fake://", port=port, **kw)  # type: ignore[arg-type]
 
 
@@ -264,21 +306,51 @@ def test_stale_frames_are_skipped() -> None:
 def test_silent_device_raises_with_hint() -> None:
     port = FakeSerial(FakeDevice(), silent=True)
     start = time.monotonic()
-    with client(port, timeout=0.1, retries=2) as c, pytest.raises(TinyEdgeError) as err:
+    with client(port, timeout=2.0, retries=5) as c, pytest.raises(TinyEdgeError) as err:
         c.hello()
+    took = time.monotonic() - start
     assert err.value.hint == SILENT_HINT
-    assert port.n_requests == 3                        # bounded: 1 + 2 retries
-    assert time.monotonic() - start < 2.0
+    assert "no answer from fake:// to HELLO within 2 s" in err.value.message
+    assert "nothing heard from it since the port was opened" in err.value.message
+    # sent again after 0.5 s, then after waits that double: 0.5 + 1 + (the rest of 2 s)
+    assert port.n_requests == 3
+    assert 2.0 <= took < 2.5
 
 
 def test_device_going_silent_mid_session_says_so() -> None:
     port = FakeSerial(FakeDevice())
-    with client(port, timeout=0.05, retries=1) as c:
+    with client(port, timeout=1.0, retries=1) as c:
         c.hello()
         port.silent = True
         with pytest.raises(TinyEdgeError, match="no answer .* to WRITE") as err:
             c.infer([IMAGE, BIAS])
-    assert err.value.hint == SILENT_HINT
+    assert re.search(r"last heard \d\.\d s ago: the answer to TENSOR_INFO \(seq \d+\)", err.value.message)
+    assert err.value.hint == STOPPED_HINT
+
+
+def test_silent_inference_fails_within_the_timeout() -> None:
+    """A device that hangs in RUN: the wait ends at --timeout, not at a run limit
+    times the retries, and the message says what the bound was."""
+    dev = FakeDevice()
+    dev.hang_on_run = True
+    with client(FakeSerial(dev), timeout=1.5, run_time=30.0, timeout_note="--timeout 1.5") as c:
+        c.hello()
+        start = time.monotonic()
+        with pytest.raises(TinyEdgeError) as err:
+            c.infer([IMAGE, BIAS])
+        took = time.monotonic() - start
+    assert "no answer from fake:// to RUN within 1.5 s (--timeout 1.5)" in err.value.message
+    assert "last heard" in err.value.message and "the answer to WRITE" in err.value.message
+    assert 1.5 <= took < 2.0 + 0.3     # the writes, then 1.5 s for RUN at most
+
+
+def test_retries_stay_inside_the_timeout() -> None:
+    """Corrupted answers are retried only while the request's time lasts."""
+    port = FakeSerial(FakeDevice(), corrupt_responses=set(range(10**6)))
+    start = time.monotonic()
+    with client(port, timeout=1.0, retries=10**6) as c, pytest.raises(TinyEdgeError, match="failed after"):
+        c.echo(b"x")
+    assert time.monotonic() - start < 1.3
 
 
 def test_persistent_corruption_gives_up() -> None:
@@ -310,3 +382,83 @@ def test_device_error_status_is_raised() -> None:
 def test_open_bad_url_is_user_error() -> None:
     with pytest.raises(TinyEdgeError, match="cannot open"):
         DeviceClient("/dev/does-not-exist-tinyedge", timeout=0.1)
+
+
+# ---------------------------------------------------------------------------
+# Resets mid-run: banner, state checks, identity
+# ---------------------------------------------------------------------------
+# Request frames with max_payload 128: 0 HELLO, 1-4 TENSOR_INFO, 5-8 WRITE image,
+# 9 WRITE bias, 10 RUN, 11-14 READ mirror, 15 READ sums.
+
+def test_reset_during_write_is_recovered_by_its_banner() -> None:
+    dev = FakeDevice()
+    with client(FakeSerial(dev, reset_before={7})) as c:
+        assert c.infer([IMAGE, BIAS]).outputs == expected()
+    assert dev.runs == 1 and dev.boots == 1
+    assert c.stats["resets"] == 1
+    assert [(r.during, r.detected_by) for r in c.resets] == [("WRITE", "banner")]
+
+
+def test_reset_with_lost_banner_is_caught_by_the_inputs_crc() -> None:
+    """Without the banner the device executes the rest of the WRITEs on a fresh
+    arena; RUN refuses inputs that are not the host's, and the sample is redone."""
+    dev = FakeDevice()
+    with client(FakeSerial(dev, reset_before={7}, lose_banner=True)) as c:
+        assert c.infer([IMAGE, BIAS]).outputs == expected()
+    assert dev.runs == 1
+    assert [(r.during, r.detected_by) for r in c.resets] == [("RUN", "state check")]
+
+
+def test_reset_between_run_and_read_is_caught_by_the_outputs_crc() -> None:
+    dev = FakeDevice()
+    with client(FakeSerial(dev, reset_before={12}, lose_banner=True)) as c:
+        assert c.infer([IMAGE, BIAS]).outputs == expected()
+    assert dev.runs == 2          # the lost run, then the one that counted
+    assert [(r.during, r.detected_by) for r in c.resets] == [("READ", "state check")]
+
+
+def test_lost_run_answer_after_a_reset_reruns_on_rewritten_inputs() -> None:
+    """The device resets while the host waits for RUN's answer (banner seen):
+    inputs are written again before the next RUN."""
+    dev = FakeDevice()
+    with client(FakeSerial(dev, reset_before={10})) as c:
+        assert c.infer([IMAGE, BIAS]).outputs == expected()
+        assert c.infer([IMAGE, BIAS]).outputs == expected()
+    assert dev.runs == 2 and c.stats["resets"] == 1
+
+
+def test_device_that_keeps_resetting_gives_up_clearly() -> None:
+    dev = FakeDevice()
+    with client(FakeSerial(dev, reset_before=set(range(7, 500, 6)))) as c, \
+            pytest.raises(TinyEdgeError, match=r"reset 4 times during one inference \(last during") as err:
+        c.infer([IMAGE, BIAS])
+    assert "completed so far are in the report" in err.value.hint
+
+
+def test_reset_into_other_firmware_is_refused() -> None:
+    dev = FakeDevice()
+    port = FakeSerial(dev)
+    with client(port) as c:
+        c.hello()
+        dev.sha = bytes(32)          # reflashed with another model, then reset
+        port.reset_before = {port.n_requests + 2}
+        with pytest.raises(TinyEdgeError, match=r"after a reset fake:// runs other firmware \(model_sha256"):
+            c.infer([IMAGE, BIAS])
+
+
+def test_banner_before_the_session_is_not_a_reset() -> None:
+    dev = FakeDevice()
+    port = FakeSerial(dev)
+    port.rx += dev.reset()           # a board that boots as the port opens
+    with client(port) as c:
+        assert c.infer([IMAGE, BIAS]).outputs == expected()
+    assert c.stats["resets"] == 0
+
+
+def test_wrong_port_names_what_it_heard() -> None:
+    port = FakeSerial(FakeDevice(), noise=b"uart:~$ Zephyr shell\r\n")
+    with client(port, timeout=1.0) as c, \
+            pytest.raises(TinyEdgeError, match="does not speak the tinyedge protocol") as err:
+        c.hello()
+    assert "uart:~$ Zephyr" in err.value.message
+    assert "baud rate (now 115200)" in err.value.hint

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.emulator
 # samples per model: enough to exercise data-dependent paths, bounded for CI time
 SAMPLES = {"hello_world_int8": 10, "ad01_int8": 4, "kws_ref_model": 3, "pretrainedResnet_quant": 2,
            "vww_96_int8": 2}
-BOARDS = [b for b in list_boards()]
+BOARDS = [b for b in list_boards() if load_board(b).qemu_machine]  # real boards: test_real_boards.py
 
 
 @pytest.fixture(autouse=True)

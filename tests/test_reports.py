@@ -124,49 +124,59 @@ def test_a_file_that_is_no_report_is_not_overwritten(work: Path, tmp_path: Path)
     refused(proc, precious, b'{"my": "data"}\n', "is not a tinyedge validation report", "--force")
 
 
-def test_force_overwrites_and_the_same_run_replaces(work: Path) -> None:
+def test_force_overwrites_and_the_same_run_replaces(work: Path, tmp_path: Path) -> None:
     """--force replaces another model's report; a report of the same model and board
     (here with another sample count) is replaced without it."""
-    shutil.copy(work / "hello.json", work / "r.json")
-    proc = validate("--random", "2", "--report", "r.json", "--project", "fw", "--force", cwd=work,
+    import subprocess
+
+    shutil.copy(work / "hello.json", tmp_path / "r.json")
+    subprocess.run(["cp", "-a", str(work / "fw"), str(tmp_path / "fw")], check=True)   # kept incremental
+    proc = validate("--random", "2", "--report", "r.json", "--project", "fw", "--force", cwd=tmp_path,
                     model=work / "other.tflite")
     assert proc.returncode == 0, proc.stderr
-    data = json.loads((work / "r.json").read_text())
+    data = json.loads((tmp_path / "r.json").read_text())
     assert data["model"] == "other.tflite" and len(data["samples"]) == 2 and data["all_exact"]
-    proc = validate("--random", "1", "--report", "r.json", "--project", "fw", cwd=work,
+    proc = validate("--random", "1", "--report", "r.json", "--project", "fw", cwd=tmp_path,
                     model=work / "other.tflite")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads((work / "r.json").read_text())["run"]["count"] == 1
+    assert json.loads((tmp_path / "r.json").read_text())["run"]["count"] == 1
 
 
 # ---- a full disk mid-run --------------------------------------------------------
 
 def test_full_disk_mid_run_keeps_the_last_complete_report(work: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """The third report write fails with ENOSPC (injected into the flush to disk, where
-    a full disk shows): a clear error, the report of the first two samples intact,
+    """The third write of the report fails with ENOSPC (injected into its flush to
+    disk, where a full disk shows): a clear error, the second write's report intact,
     no temporary file, QEMU stopped."""
-    from tinyedge import outputs
+    from tinyedge import outputs, validate
     from tinyedge.pipeline import validate_model
 
-    calls = {"n": 0}
-    real = os.fsync
+    written: list[bytes] = []
+    real_write, real_fsync = outputs.write_atomic, os.fsync
 
-    def fsync(fd: int) -> None:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real(fd)
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(outputs.os, "fsync", fsync)
+    def write(path: Path, data: str | bytes, what: str = "", durable: bool = True) -> None:
+        if len(written) == 2:
+            monkeypatch.setattr(outputs.os, "fsync", full_disk)
+        try:
+            real_write(path, data, what, durable)
+        finally:
+            monkeypatch.setattr(outputs.os, "fsync", real_fsync)
+        written.append(data.encode() if isinstance(data, str) else data)
+
+    monkeypatch.setattr(validate, "write_atomic", write)
     report = tmp_path / "report.json"
     with pytest.raises(TinyEdgeError, match=r"cannot write the report .*: the disk is full; the previous file "
                                             r"is intact") as err:
         validate_model(HELLO, BOARD, emulator="qemu", port=None, data=None, n_random=5, seed=0,
                        report_path=report, project=work / "fw")
     assert "free some disk space" in err.value.hint
+    assert len(written) == 2 and report.read_bytes() == written[1]
     data = json.loads(report.read_text())
-    assert [s["index"] for s in data["samples"]] == [0, 1] and data["complete"] is False
+    assert data["samples"] and data["complete"] is False
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
     assert not [p for p in procs.live() if p.poll() is None]
 

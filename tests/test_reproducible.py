@@ -26,21 +26,36 @@ KERAS = ("activation_zoo", "lstm_classifier", "mlp_bn")
 # Imported first in the second child (PYTHONPATH): any use of the host libm's
 # transcendental functions (directly, through numpy or through ctypes) fails.
 POISON = '''
-import ctypes, math
+import ctypes, math, sys
 import numpy as np
+
+# Import what generation imports first: the standard library computes some
+# constants with math at import time (random, statistics), which is not
+# generation calling libm. Then every transcendental is replaced, in math,
+# in numpy, and wherever a tinyedge module holds a reference to one.
+import tinyedge.cli, tinyedge.codegen.project, tinyedge.compiler, tinyedge.ops
+tinyedge.ops.load_all()
 
 def _poisoned(name):
     def fail(*args, **kwargs):
         raise RuntimeError(f"generation called the host's {name}")
     return fail
 
-for _n in ("exp", "expm1", "log", "log2", "log10", "log1p", "pow", "tanh", "sinh", "cosh", "erf", "erfc",
-           "atan", "tan", "sin", "cos", "exp2", "cbrt"):
-    if hasattr(math, _n):
-        setattr(math, _n, _poisoned("math." + _n))
-for _n in ("exp", "expm1", "exp2", "log", "log2", "log10", "log1p", "power", "float_power", "tanh", "sinh",
-           "cosh", "sin", "cos", "tan", "arctan"):
-    setattr(np, _n, _poisoned("numpy." + _n))
+_MATH = ("exp", "expm1", "log", "log2", "log10", "log1p", "pow", "tanh", "sinh", "cosh", "erf", "erfc",
+         "atan", "tan", "sin", "cos", "exp2", "cbrt")
+_NUMPY = ("exp", "expm1", "exp2", "log", "log2", "log10", "log1p", "power", "float_power", "tanh", "sinh",
+          "cosh", "sin", "cos", "tan", "arctan")
+originals = {}
+for mod, names in ((math, _MATH), (np, _NUMPY)):
+    for n in names:
+        if hasattr(mod, n):
+            originals[id(getattr(mod, n))] = f"{mod.__name__}.{n}"
+            setattr(mod, n, _poisoned(f"{mod.__name__}.{n}"))
+for modname, module in list(sys.modules.items()):
+    if modname.startswith("tinyedge") and module is not None:
+        for key, value in list(vars(module).items()):
+            if id(value) in originals:
+                setattr(module, key, _poisoned(originals[id(value)]))
 _cdll = ctypes.CDLL
 class _NoLibm(_cdll):
     def __init__(self, name, *args, **kwargs):

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from tinyedge.boards import STATIC_RAM_UPPER_BYTES
 from tinyedge.compiler import CompiledNetwork
 from tinyedge.errors import TinyEdgeError
 from tinyedge.model.ir import Operator
@@ -19,9 +20,9 @@ from tinyedge.ops import load_all
 # Upper bounds, before a build measures them exactly: flash the runtime code,
 # board support and validation server take beside the weights (measured
 # 7-12 KB at -O2 on the shared models; generous so "fits" is a promise), and
-# static RAM beside the arena and the stack (protocol buffers, measured < 1 KB).
+# static RAM beside the arena, the stack and the protocol's frame buffer
+# (tinyedge.boards.STATIC_RAM_UPPER_BYTES).
 CODE_UPPER_BYTES = 32 * 1024
-STATIC_RAM_UPPER_BYTES = 4 * 1024
 
 _OPTION_KEYS = ("padding", "stride_w", "stride_h", "filter_width", "filter_height", "depth_multiplier",
                 "dilation_wfactor", "dilation_hfactor", "fused_activation_function", "beta", "axis",
@@ -126,7 +127,7 @@ def inspect_network(net: CompiledNetwork) -> Inspection:
         arena_bytes=net.arena_bytes, arena_exact=net.supported,
         problems=[str(p) for p in net.problems], supported_ops=sorted(load_all()),
     )
-    if net.board is not None:
+    if net.board is not None and not net.board.is_library:  # a library's memories are the user's
         insp.fit = fit_board(insp, net.board)
     return insp
 
@@ -136,18 +137,30 @@ def fit_board(insp: Inspection, board: Any) -> Fit:
     lower bound (weights alone; arena + stack) already exceeds the board."""
     flash_min, flash_max = insp.weights_bytes, insp.weights_bytes + CODE_UPPER_BYTES
     ram_min = insp.arena_bytes + board.stack_size  # the linker reserves the board's stack
-    ram_max = ram_min + STATIC_RAM_UPPER_BYTES
+    ram_max = ram_min + board.max_payload + STATIC_RAM_UPPER_BYTES
     over = []
     if flash_min > board.flash_size:
         # more than `parameters`: weights reordered plus per-channel multipliers/shifts and LUTs
         over.append(f"flash: the weights and constants alone take {flash_min:,} B, "
                     f"{board.name} has {board.flash_size:,} B")
-    if ram_min > board.ram_size:
-        over.append(f"RAM: arena {insp.arena_bytes} B + stack {board.stack_size} B = {ram_min} B, "
-                    f"{board.name} has {board.ram_size} B")
+    # Per RAM region (one region on most emulated boards; several on real parts,
+    # where the board file places the stack, the static data and the arena).
+    low = board.ram_needs(insp.arena_bytes, 0)
+    high = board.ram_needs(insp.arena_bytes, STATIC_RAM_UPPER_BYTES)
+    ram_regions_fit = all(n <= board.region(r).size for r, n in high.items())
+    for region, need in low.items():
+        size = board.region(region).size
+        if need <= size:
+            continue
+        if len(board.regions) == 2:  # one RAM: the arena, the stack and nothing else
+            over.append(f"RAM: arena {insp.arena_bytes} B + stack {board.stack_size} B = {ram_min} B, "
+                        f"{board.name} has {board.ram_size} B")
+        else:
+            over.append(f"RAM: {region} would need {need:,} B (arena {insp.arena_bytes:,} B and what "
+                        f"the board places beside it), {board.name}'s {region} has {size:,} B")
     if over:
         verdict, reason = "does not fit", "; ".join(over)
-    elif flash_max <= board.flash_size and ram_max <= board.ram_size:
+    elif flash_max <= board.flash_size and ram_max <= board.ram_size and ram_regions_fit:
         verdict, reason = "fits", "fits"
     else:
         verdict = "may not fit"

@@ -89,6 +89,7 @@ def bench_model(model_path: Path, board_name: str, workdir: Path, baselines: lis
         locked.enter_context(project_lock(project, log=log))
         proj = generate_project(net, project)
         built = build_project(project)
+        assert built.memory is not None  # emulated boards build firmware, not a library
         rep = validate_on_target(net, built.elf, [baseline_input(graph)],
                                  workdir / f"{model_path.stem}-{board_name}.report.json", asdict(built.memory),
                                  emulator="qemu", timeout=300.0, inputs="the TFLM baselines' input", force=True,

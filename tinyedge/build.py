@@ -156,8 +156,8 @@ def find_elf(project: Path) -> Path:
 
 @dataclass
 class BuildResult:
-    elf: Path
-    memory: MemoryReport
+    elf: Path              # the firmware, or for a library target the archive
+    memory: MemoryReport | None  # None for a library: the memory map is the user's firmware's
     log: str
 
 
@@ -195,6 +195,12 @@ def build_project(project: str | Path, log: Callable[[str], None] | None = None)
     board = load_board(manifest["board"])
     with project_lock(project, log=log):
         make_log = run_make(project)
+        if board.is_library:
+            archive = project / "build" / "libtinyedge.a"
+            if not archive.exists():
+                raise TinyEdgeError(f"make did not produce {archive}",
+                                    f"make's whole output is in {project / MAKE_LOG}")
+            return BuildResult(elf=archive, memory=None, log=make_log)
         elf = find_elf(project)
         rep = memory_report(elf, board.flash_size, board.ram_size)
         write_atomic(project / "build" / "memory.json", json.dumps(asdict(rep), indent=2) + "\n",

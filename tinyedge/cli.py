@@ -86,7 +86,7 @@ def _given(ctx: click.Context, name: str) -> bool:
 @click.version_option(__version__, prog_name="tinyedge")
 def main() -> None:
     """tinyedge: trained model -> int8 TFLite -> ahead-of-time C firmware for
-    Cortex-M -> validated bit-exact against TFLite, on a board or in QEMU.
+    Cortex-M -> validated exact with TensorFlow Lite Micro, on a board or in QEMU.
 
     \b
     Typical flow:
@@ -218,6 +218,10 @@ def build(project: Path) -> None:
     read_manifest(project)  # a tinyedge project, before anything else
     check_output_dir(project, "PROJECT")
     res = build_project(project, log=_note)
+    if res.memory is None:  # a library target
+        out.print(f"library: {res.elf}  (link it into your firmware with your port layer)",
+                  highlight=False)
+        return
     _print_memory(res.memory)
     out.print(f"firmware: {res.elf}", highlight=False)
 
@@ -239,7 +243,10 @@ def _print_memory(m: Any) -> None:
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--board", required=True, help="board name (see `tinyedge boards`)")
 @click.option("--emulator", type=click.Choice(["qemu", "renode"]), default=None, help="run in an emulator")
-@click.option("--port", default=None, help="serial port of a flashed board, e.g. /dev/ttyACM0")
+@click.option("--port", default=None,
+              help="serial port of the board, e.g. /dev/ttyACM0, or `auto` (found by the board's USB ID)")
+@click.option("--flash", "flash_first", is_flag=True, help="flash the built firmware before validating (with --port)")
+@click.option("--probe", default=None, help="with --flash: probe ID, or gdb://HOST:PORT (see `tinyedge flash`)")
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="inputs (.npy/.npz)")
 @click.option("--random", "n_random", type=int, default=None, help="N random inputs instead of --data")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed for --random")
@@ -254,7 +261,10 @@ def _print_memory(m: Any) -> None:
               help="keep the samples already in --report and continue; refused unless the report is of this "
                    "very run (model, board, inputs)")
 @click.option("--force", is_flag=True, help="overwrite --report even when it holds another run's report")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds to wait for the device")
+@click.option("--timeout", type=float, default=None,
+              help="longest wait on the device in seconds, a running inference included (default: from the "
+                   "model's size and the board's speed, at least 10)")
+@click.option("--baud", type=int, default=None, help="with --port: the line's baud rate (default: the board file's)")
 @click.option("--per-layer", "per_layer", is_flag=True,
               help="compare every op's output on the device with the oracle, for one sample (--sample)")
 @click.option("--sample", "sample", type=int, default=0, show_default=True,
@@ -262,9 +272,9 @@ def _print_memory(m: Any) -> None:
 @click.pass_context
 @user_errors
 def validate(ctx: click.Context, model: Path, board: str, emulator: str | None, port: str | None,
-             data: Path | None, n_random: int | None, seed: int, report: Path, project: Path | None,
-             firmware: Path | None, resume: bool, force: bool, timeout: float, per_layer: bool,
-             sample: int) -> None:
+             flash_first: bool, probe: str | None, data: Path | None, n_random: int | None, seed: int,
+             report: Path, project: Path | None, firmware: Path | None, resume: bool, force: bool,
+             timeout: float | None, baud: int | None, per_layer: bool, sample: int) -> None:
     """Run the model on a device or emulator; compare every output with TensorFlow Lite Micro.
 
     The oracle is the TFLM interpreter (PyPI tflite-micro): the pass criterion is
@@ -272,14 +282,23 @@ def validate(ctx: click.Context, model: Path, board: str, emulator: str | None, 
     shown beside it as a second opinion. With --per-layer, the device runs the
     network op by op and every op's output is compared, to find the first op
     where the firmware and TFLM part ways.
+
+    With --port the firmware runs on a board: a board that resets mid-run is
+    checked again and the sample in flight sent again (the report counts the
+    resets), corrupted or lost frames are sent again, and no wait on the
+    device outlasts --timeout.
     """
     from tinyedge.pipeline import validate_model
 
     if (emulator is None) == (port is None):
         raise click.UsageError("give exactly one of --emulator or --port")
+    if flash_first and port is None:
+        raise click.UsageError("--flash programs a board: give --port (not --emulator)")
+    if probe is not None and not flash_first:
+        raise click.UsageError("--probe is for --flash")
     if (data is None) == (n_random is None):
         raise click.UsageError("give exactly one of --data or --random N")
-    _check_run_options(n_random, seed, timeout, sample)
+    _check_run_options(n_random, seed, timeout, sample, baud)
     check_output_file(report, "--report")
     if project is not None:
         check_output_dir(project, "--project", create_parents=not _given(ctx, "project"))
@@ -289,7 +308,9 @@ def validate(ctx: click.Context, model: Path, board: str, emulator: str | None, 
         if n > 20 and s.exact and (i + 1) % max(1, n // 10) and i + 1 != n:
             return
         mark = "[green]exact[/]" if s.exact else f"[red]MISMATCH ({s.mismatches} values, max diff {s.max_abs_diff:g})[/]"
-        cost = f"{s.instructions:,} instructions" if s.instructions is not None else f"{s.ticks:,} ticks"
+        if s.device_resets:
+            mark += f" [yellow](the device reset {s.device_resets} time(s); sent again from scratch)[/]"
+        cost = _latency(s.instructions, s.cycles, s.microseconds, s.ticks)
         out.print(f"sample {i + 1}/{n}: {mark}  {cost}", highlight=False)
 
     def layer_progress(layer: Any) -> None:
@@ -300,9 +321,9 @@ def validate(ctx: click.Context, model: Path, board: str, emulator: str | None, 
 
     rep = validate_model(model, board, emulator=emulator, port=port, data=data, n_random=n_random,
                          seed=seed, report_path=report, project=project, firmware=firmware, resume=resume,
-                         force=force, timeout=timeout, per_layer_sample=sample if per_layer else None,
+                         force=force, timeout=timeout, baud=baud, per_layer_sample=sample if per_layer else None,
                          progress=progress, layer_progress=layer_progress,
-                         log=lambda msg: out.print(msg, highlight=False))
+                         log=lambda msg: out.print(msg, highlight=False), flash=flash_first, probe=probe)
     oracle = rep.oracle
     if oracle["note"]:
         out.print(f"[yellow]note:[/] {oracle['note']}", highlight=False)
@@ -312,9 +333,16 @@ def validate(ctx: click.Context, model: Path, board: str, emulator: str | None, 
         return
     s = rep.summary()
     verdict = "[bold green]PASS[/]" if rep.all_exact else "[bold red]FAIL[/]"
-    instr = (f", {s['instructions_median']:,} instructions/inference (SysTick under QEMU icount)"
-             if s["instructions_median"] is not None else
-             f", {s['ticks_median']:,} SysTick ticks/inference" if s["ticks_median"] is not None else "")
+    if s["instructions_median"] is not None:
+        instr = f", {s['instructions_median']:,} instructions/inference (SysTick under QEMU icount)"
+    elif s["cycles_median"] is not None:
+        instr = ", " + _latency(None, s["cycles_median"], s["microseconds_median"], 0) + "/inference"
+        clock = rep.device.get("clock_hz", 0)
+        instr += f" (cycle counter, {clock / 1e6:g} MHz)" if clock else " (cycle counter)"
+    elif s["ticks_median"] is not None:
+        instr = f", {s['ticks_median']:,} SysTick ticks/inference"
+    else:
+        instr = ""
     out.print(f"{verdict}: {s['exact']}/{s['samples']} samples exact with {oracle_name}{instr}", highlight=False)
     second = rep.second_opinion_summary()
     if second is not None and rep.second_opinion is not None:
@@ -330,6 +358,10 @@ def validate(ctx: click.Context, model: Path, board: str, emulator: str | None, 
     if m:
         out.print(f"flash {m['flash_used']:,} B, RAM {m['ram_used']:,} B (arena {m['arena']:,} B); "
                   f"report: {report}", highlight=False)
+    link = rep.link
+    if link and (link["device_resets"] or link["retries"]):
+        out.print(f"link: {link['device_resets']} device reset(s), {link['retries']} request(s) sent again, "
+                  f"{link['corrupted_frames']} corrupted frame(s) dropped; nothing was lost", highlight=False)
     if not rep.all_exact:
         first = rep.first_mismatch
         target = f"--emulator {emulator}" if emulator else f"--port {port}"
@@ -339,17 +371,30 @@ def validate(ctx: click.Context, model: Path, board: str, emulator: str | None, 
         sys.exit(1)
 
 
+def _latency(instructions: int | None, cycles: int | None, micros: float | None, ticks: int) -> str:
+    """Emulated boards: instructions; boards with a cycle counter: cycles and µs."""
+    if instructions is not None:
+        return f"{instructions:,} instructions"
+    if cycles is not None:
+        return f"{cycles:,} cycles" + (f" = {micros:,.1f} µs" if micros is not None else "")
+    return f"{ticks:,} ticks"
+
+
 def _note(msg: str) -> None:
     err.print(f"[yellow]note:[/] {escape(msg)}", highlight=False)
 
 
-def _check_run_options(n_random: int | None, seed: int, timeout: float, sample: int) -> None:
+def _check_run_options(n_random: int | None, seed: int, timeout: float | None, sample: int,
+                       baud: int | None = None) -> None:
     _check(n_random is None or n_random >= 1, f"--random {n_random}: the number of random samples must be at least 1",
            "e.g. --random 10")
     _check(seed >= 0, f"--seed {seed}: the seed must be 0 or more", "e.g. --seed 0")
-    _check(math.isfinite(timeout) and timeout > 0, f"--timeout {timeout:g}: must be a positive number of seconds",
-           "e.g. --timeout 60")
+    _check(timeout is None or (math.isfinite(timeout) and timeout > 0),
+           f"--timeout {timeout:g}: must be a positive number of seconds" if timeout is not None else "",
+           "e.g. --timeout 60, or leave it out for the default from the model's size")
     _check(sample >= 0, f"--sample {sample}: sample numbers start at 0", "e.g. --sample 0 for the first sample")
+    _check(baud is None or baud > 0, f"--baud {baud}: must be a positive number of bits per second",
+           "e.g. --baud 115200")
 
 
 def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) -> None:
@@ -373,7 +418,12 @@ def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) 
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--board", default="mps2-an386", show_default=True)
 @click.option("--emulator", type=click.Choice(["qemu", "renode"]), default=None)
-@click.option("--port", default=None, help="serial port of a flashed board")
+@click.option("--port", default=None, help="serial port of the board, or `auto` (found by the board's USB ID)")
+@click.option("--baud", type=int, default=None, help="with --port: the line's baud rate (default: the board file's)")
+@click.option("--timeout", type=float, default=None,
+              help="longest wait on the device in seconds (default: from the model's size and the board's speed)")
+@click.option("--flash", "flash_first", is_flag=True, help="flash the firmware before validating (with --port)")
+@click.option("--probe", default=None, help="with --flash: probe ID, or gdb://HOST:PORT (see `tinyedge flash`)")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
               help="needed when MODEL is a Keras model or SavedModel (it is converted first)")
 @click.option("--data", type=click.Path(path_type=Path), default=None)
@@ -382,8 +432,9 @@ def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) 
 @click.pass_context
 @user_errors
 def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port: str | None,
+        baud: int | None, timeout: float | None, flash_first: bool, probe: str | None,
         calibration: Path | None, data: Path | None, n_random: int | None, outdir: Path) -> None:
-    """Chain the steps: [convert] -> generate -> build -> validate.
+    """Chain the steps: [convert] -> generate -> build -> [flash] -> validate.
 
     Writes into OUTDIR: the converted model, the project <model>-<board>/ and
     its report <model>-<board>.report.json."""
@@ -391,7 +442,7 @@ def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port:
         raise click.UsageError("give exactly one of --emulator or --port")
     if (data is None) == (n_random is None):
         raise click.UsageError("give exactly one of --data or --random N")
-    _check_run_options(n_random, 0, 60.0, 0)
+    _check_run_options(n_random, 0, timeout, 0, baud)
     check_output_dir(outdir, "--outdir", create_parents=not _given(ctx, "outdir"))
     tflite_path = model
     if model.suffix != ".tflite":
@@ -403,9 +454,74 @@ def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port:
                    io="int8")
     name = f"{tflite_path.stem}-{board}"
     outdir.mkdir(parents=True, exist_ok=True)
-    ctx.invoke(validate, model=tflite_path, board=board, emulator=emulator, port=port, data=data,
+    ctx.invoke(validate, model=tflite_path, board=board, emulator=emulator, port=port,
+               flash_first=flash_first, probe=probe, data=data,
                n_random=n_random, seed=0, report=outdir / f"{name}.report.json", project=outdir / name,
-               firmware=None, resume=False, force=False, timeout=60.0, per_layer=False, sample=0)
+               firmware=None, resume=False, force=False, timeout=timeout, baud=baud, per_layer=False, sample=0)
+
+
+# ---------------------------------------------------------------- flash
+@main.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--board", default=None,
+              help="board name (default: the board of the project directory TARGET)")
+@click.option("--probe", default=None,
+              help="a pyOCD probe's unique ID (or part of it) when several are attached, "
+                   "or a GDB server: gdb://HOST:PORT, gdb:///dev/ttyACM0 (docs/flashing.md)")
+@user_errors
+def flash(target: Path, board: str | None, probe: str | None) -> None:
+    """Program a firmware ELF (or a built project DIR), read it back, reset and run it."""
+    from tinyedge.boards import load_board
+    from tinyedge.flash import flash_firmware
+
+    if board is None:
+        if not target.is_dir():
+            raise click.UsageError("give --board (TARGET is not a project directory)")
+        from tinyedge.build import read_manifest
+
+        board = str(read_manifest(target)["board"])
+    rep = flash_firmware(target, load_board(board), probe, log=lambda m: out.print(m, highlight=False))
+    core = f", core {rep.core}" if rep.core else ""
+    out.print(f"flashed {rep.image} to {rep.board} through {rep.probe}{core}: {rep.total_bytes:,} bytes "
+              f"written, {rep.verified_bytes:,} read back and equal; started by {rep.reset} "
+              f"({rep.seconds:.1f} s)", highlight=False)
+
+
+# ---------------------------------------------------------------- devices
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
+@user_errors
+def devices(as_json: bool) -> None:
+    """Serial ports and debug probes attached to this machine."""
+    from tinyedge.probes import (PYOCD_MISSING, boards_for_usb_id, discover_pyocd_probes,
+                                 list_serial_ports, pyocd_available)
+
+    ports = list_serial_ports()
+    probes = [info for info, _p in discover_pyocd_probes()] if pyocd_available() else None
+    if as_json:
+        click.echo(json.dumps({
+            "serial_ports": [dict(p.to_dict(), boards=boards_for_usb_id(p.usb_id)) for p in ports],
+            "debug_probes": None if probes is None else [vars(p) for p in probes],
+            "debug_probes_note": None if probes is not None else PYOCD_MISSING,
+        }, indent=2))
+        return
+    table = Table(title=f"serial ports ({len(ports)})")
+    for col in ("device", "USB VID:PID", "serial number", "description", "boards with this VCP"):
+        table.add_column(col)
+    for p in ports:
+        table.add_row(p.device, p.usb_id or "-", p.serial_number or "-", p.description,
+                      ", ".join(boards_for_usb_id(p.usb_id)) or "-")
+    out.print(table)
+    if probes is None:
+        out.print(f"debug probes: {PYOCD_MISSING}", highlight=False)
+        return
+    table = Table(title=f"debug probes ({len(probes)}, from pyOCD)")
+    for col in ("unique ID", "vendor", "product", "on board (target)"):
+        table.add_column(col)
+    for pr in probes:
+        table.add_row(pr.unique_id, pr.vendor, pr.description,
+                      f"{pr.board} ({pr.target})" if pr.board else "-")
+    out.print(table)
 
 
 # ---------------------------------------------------------------- bench
@@ -466,12 +582,16 @@ def boards() -> None:
     from tinyedge.boards import list_boards, load_board
 
     table = Table()
-    for col in ("board", "core", "flash", "RAM", "QEMU machine", "description"):
+    for col in ("board", "core", "flash", "RAM", "runs on", "description"):
         table.add_column(col)
     for name in list_boards():
         b = load_board(name)
+        if b.is_library:
+            table.add_row(b.name, b.core, "-", "-", "your firmware (library)", b.description)
+            continue
+        runs_on = f"QEMU {b.qemu_machine}" if b.qemu_machine else f"board ({b.timer.upper()} timing)"
         table.add_row(b.name, b.core, f"{b.flash_size // 1024} KB", f"{b.ram_size // 1024} KB",
-                      b.qemu_machine or "-", b.description)
+                      runs_on, b.description)
     out.print(table)
 
 

@@ -22,8 +22,12 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import os
+import pickle
 import platform
 import re
+import signal
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,6 +165,101 @@ class TflmOracle:
         return [np.array(self._interp.get_output(i), copy=True) for i in range(len(self.output_details))]
 
 
+class IsolatedTflmOracle:
+    """:class:`TflmOracle` in a child process: TFLM aborts the whole process on some
+    inputs (e.g. an int8 SOFTMAX row whose exponentials sum to 512 or more), which
+    must end as a clear error, not take tinyedge down. The child reads requests
+    from its stdin and exits when tinyedge goes away."""
+
+    name = TFLM_PACKAGE
+
+    def __init__(self, model: bytes | str | Path) -> None:
+        reason = tflm_unavailable_reason()
+        if reason is not None:
+            raise TinyEdgeError(f"TensorFlow Lite Micro cannot run here: {reason}",
+                                "exactness with TFLM can only be checked on Linux x86-64")
+        content = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen([sys.executable, "-m", "tinyedge.oracle"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=self._stderr)
+        self.version, self.input_details, self.output_details = self._call("load", content)
+
+    def _call(self, what: str, *args: Any) -> Any:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        try:
+            pickle.dump((what, args), self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._proc.stdin.flush()
+            status, value = pickle.load(self._proc.stdout)
+        except (EOFError, BrokenPipeError, pickle.UnpicklingError):
+            raise self._crashed() from None
+        if status == "error":
+            raise TinyEdgeError(*value)
+        return value
+
+    def _crashed(self) -> TinyEdgeError:
+        code = self._proc.wait()
+        self._stderr.seek(0)
+        said = [ln for ln in self._stderr.read().decode(errors="replace").splitlines() if ln.strip()]
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        last = f": {said[-1].strip()}" if said else ""
+        return TinyEdgeError(f"TensorFlow Lite Micro itself crashed on this input ({how}){last}",
+                             "TFLM gives no answer here, so exactness cannot be checked on this sample")
+
+    def reset(self) -> None:
+        self._call("reset")
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        result: list[np.ndarray] = self._call("run", [np.asarray(x) for x in inputs])
+        return result
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            try:
+                assert self._proc.stdin is not None
+                self._proc.stdin.close()
+                self._proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self._proc.kill()
+                self._proc.wait()
+        self._stderr.close()
+
+    def __del__(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _serve() -> None:
+    """The child side of :class:`IsolatedTflmOracle`."""
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write to the reply pipe
+    oracle: TflmOracle | None = None
+    while True:
+        try:
+            what, args = pickle.load(inp)
+        except EOFError:
+            return
+        try:
+            if what == "load":
+                oracle = TflmOracle(args[0])
+                value: Any = (oracle.version, oracle.input_details, oracle.output_details)
+            elif what == "reset" and oracle is not None:
+                oracle.reset()
+                value = None
+            elif what == "run" and oracle is not None:
+                value = oracle.run(args[0])
+            else:
+                raise TinyEdgeError(f"oracle child: bad request {what!r}", "this is a tinyedge bug")
+            reply: tuple[str, Any] = ("ok", value)
+        except TinyEdgeError as exc:
+            reply = ("error", (exc.message, exc.hint))
+        except (RuntimeError, ValueError) as exc:
+            reply = ("error", (f"the TFLite Micro interpreter failed: {exc}", "check the model runs in TFLite Micro"))
+        pickle.dump(reply, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+
 class TfliteInterpreter:
     """The TFLite interpreter, builtin kernels, no delegate, one thread."""
 
@@ -226,8 +325,10 @@ def tflm_lacks(opcodes: Sequence[str]) -> list[str]:
     return sorted(set(opcodes) & TFLM_LACKS)
 
 
-def choose_oracle(model_bytes: bytes, opcodes: Sequence[str]) -> OracleChoice:
-    """TFLM when it can run this model here; else the TFLite interpreter, with the reason."""
+def choose_oracle(model_bytes: bytes, opcodes: Sequence[str], isolated: bool = False) -> OracleChoice:
+    """TFLM when it can run this model here; else the TFLite interpreter, with the reason.
+    ``isolated``: run TFLM in a child process, so that TFLM aborting on an input is a
+    clear error instead of the end of tinyedge (validate, bench)."""
     reason = tflm_unavailable_reason()
     if reason is not None:
         return OracleChoice(TfliteInterpreter(model_bytes), False,
@@ -238,7 +339,8 @@ def choose_oracle(model_bytes: bytes, opcodes: Sequence[str]) -> OracleChoice:
         return OracleChoice(TfliteInterpreter(model_bytes), False,
                             f"TensorFlow Lite Micro has no kernel for {', '.join(lacking)}: "
                             "compared with the TFLite interpreter (TFLite's reference arithmetic) instead")
-    return OracleChoice(TflmOracle(model_bytes), True, "")
+    tflm: Reference = IsolatedTflmOracle(model_bytes) if isolated else TflmOracle(model_bytes)
+    return OracleChoice(tflm, True, "")
 
 
 def Oracle(model: bytes | str | Path) -> Reference:  # noqa: N802 -- the tests' one entry point
@@ -263,3 +365,7 @@ def random_inputs(input_details: Sequence[dict[str, Any]], rng: np.random.Genera
         else:
             out.append(rng.standard_normal(shape).astype(dt))
     return out
+
+
+if __name__ == "__main__":
+    _serve()

@@ -11,6 +11,7 @@ oracle part ways: every op before it received the same inputs on both sides.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -18,7 +19,7 @@ import numpy as np
 from tinyedge.compiler import CompiledNetwork
 from tinyedge.errors import TinyEdgeError
 from tinyedge.model.rewrite import promote_to_outputs
-from tinyedge.oracle import OracleChoice, TflmOracle, TfliteInterpreter
+from tinyedge.oracle import IsolatedTflmOracle, OracleChoice, Reference, TfliteInterpreter
 
 
 @dataclass
@@ -63,10 +64,30 @@ def oracle_intermediates(net: CompiledNetwork, choice: OracleChoice,
     graph = net.graph
     wanted = [t for op in graph.operators for t in op.outputs]
     model, outputs = promote_to_outputs(graph.model_bytes, wanted)
-    runner = TflmOracle(model) if choice.is_tflm else TfliteInterpreter(model)
+    runner: Reference = IsolatedTflmOracle(model) if choice.is_tflm else TfliteInterpreter(model)
     runner.reset()
     values = runner.run(list(inputs))
     return {t: np.asarray(v) for t, v in zip(outputs, values, strict=True)}
+
+
+def _run_op(client: Any, op: Any, entry: int, raw_inputs: list[bytes], graph: Any) -> list[bytes]:
+    """Run ops 0..op on the device from scratch and read op's outputs (table entries
+    from ``entry`` on)."""
+    # the planner lets later ops reuse the inputs' bytes: write them before every run
+    client.write_inputs(raw_inputs)
+    _, crc = client.run_until(op.index, raw_inputs)
+    outputs = []
+    for k, t_index in enumerate(op.outputs):
+        t = graph.tensors[t_index]
+        dev_op, dev_out, dev_bytes = client.op_info(entry + k)
+        if (dev_op, dev_out, dev_bytes) != (op.index, k, t.nbytes):
+            raise TinyEdgeError(
+                f"the firmware's op table differs from the model at entry {entry + k}: device op {dev_op} "
+                f"output {dev_out} ({dev_bytes} B), model op {op.index} output {k} ({t.nbytes} B)",
+                "regenerate and rebuild the firmware with this tinyedge")
+        outputs.append(client.read_op_output(entry + k, t.nbytes))
+    client.check_crc(crc, outputs, "READ_OP")
+    return outputs
 
 
 def compare_layers(net: CompiledNetwork, client: Any, choice: OracleChoice, sample_index: int,
@@ -80,18 +101,10 @@ def compare_layers(net: CompiledNetwork, client: Any, choice: OracleChoice, samp
     entry = 0
     for lo in net.ops:
         op = lo.op
-        # the planner lets later ops reuse the inputs' bytes: write them before every run
-        client.write_inputs(raw_inputs)
-        client.run_until(op.index)
-        for k, t_index in enumerate(op.outputs):
+        outputs = client.recovering(partial(_run_op, client, op, entry, raw_inputs, graph),
+                                    f"op {op.index} of the per-layer run")
+        for k, (t_index, raw) in enumerate(zip(op.outputs, outputs, strict=True)):
             t = graph.tensors[t_index]
-            dev_op, dev_out, dev_bytes = client.op_info(entry)
-            if (dev_op, dev_out, dev_bytes) != (op.index, k, t.nbytes):
-                raise TinyEdgeError(
-                    f"the firmware's op table differs from the model at entry {entry}: device op {dev_op} "
-                    f"output {dev_out} ({dev_bytes} B), model op {op.index} output {k} ({t.nbytes} B)",
-                    "regenerate and rebuild the firmware with this tinyedge")
-            raw = client.read_op_output(entry, t.nbytes)
             want = expected[t_index]
             got = np.frombuffer(raw, dtype=want.dtype).reshape(-1)
             diff = np.abs(got.astype(np.float64) - want.reshape(-1).astype(np.float64))
@@ -102,6 +115,6 @@ def compare_layers(net: CompiledNetwork, client: Any, choice: OracleChoice, samp
             layers.append(layer)
             if progress:
                 progress(layer)
-            entry += 1
+        entry += len(op.outputs)
     oracle = f"{choice.oracle.name} {choice.oracle.version}"
     return PerLayerResult(sample=sample_index, oracle=oracle, layers=layers)

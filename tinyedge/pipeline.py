@@ -9,6 +9,7 @@ from typing import Callable
 
 import numpy as np
 
+from tinyedge.build import MemoryReport
 from tinyedge.compiler import CompiledNetwork
 from tinyedge.errors import TinyEdgeError
 from tinyedge.model import Graph, load_model
@@ -52,16 +53,18 @@ def compile_for_board(model: Path, board_name: str) -> CompiledNetwork:
 def validate_model(model: Path, board_name: str, *, emulator: str | None, port: str | None,
                    data: Path | None, n_random: int | None, seed: int, report_path: Path,
                    project: Path | None = None, firmware: Path | None = None, resume: bool = False,
-                   force: bool = False, timeout: float = 60.0, per_layer_sample: int | None = None,
+                   force: bool = False, timeout: float | None = None, baud: int | None = None,
+                   per_layer_sample: int | None = None,
                    progress: ProgressFn | None = None, layer_progress: Callable[[LayerResult], None] | None = None,
-                   log: LogFn | None = None) -> ValidationReport:
+                   log: LogFn | None = None, flash: bool = False, probe: str | None = None) -> ValidationReport:
     """Generate and build (unless ``firmware`` names an already built ELF or project),
-    then validate on the target.
+    [flash it,] then validate on the target. ``port="auto"``: the board's serial port,
+    found by the USB ID its board file names.
 
     Everything the user gave is checked first -- the model and its fit, the
     data, an existing ``report_path`` (:mod:`tinyedge.reportfile`) -- before
-    anything is generated, built or started. The project directory is locked
-    from generating until the device has answered (:mod:`tinyedge.lock`)."""
+    anything is generated, built, flashed or started. The project directory is
+    locked from generating until the device has answered (:mod:`tinyedge.lock`)."""
     from tinyedge.build import build_project, memory_report
     from tinyedge.lock import project_lock
     from tinyedge.reportfile import check_existing_report
@@ -71,6 +74,11 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
     net = compile_for_board(model, board_name)
     board = net.board
     assert board is not None
+    if port == "auto":
+        from tinyedge.probes import find_board_port
+
+        port = find_board_port(board, probe=probe)
+        say(f"{board.name}'s serial port: {port}")
     if data is not None:
         samples, inputs = load_samples(net.graph, data), f"--data {data.name}"
     else:
@@ -79,6 +87,18 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
         raise TinyEdgeError(f"--sample {per_layer_sample} is outside the {len(samples)} sample(s) given",
                             f"pick a sample from 0 to {len(samples) - 1}")
     check_existing_report(report_path, run_identity(net, samples, inputs, per_layer_sample), resume, force)
+    if board.is_library:
+        # The library runs inside the user's firmware, built and flashed by them:
+        # nothing to generate or build here, only a serial port to talk to.
+        if emulator or not port:
+            raise TinyEdgeError(f"{board.name} is a library for your own firmware: there is "
+                                "nothing tinyedge can run in an emulator",
+                                "flash your firmware (with te_server_run()) and pass --port")
+        say(f"validating on {port} (your firmware with the {board.name} library)")
+        return validate_on_target(net, None, samples, report_path, {}, port=port, resume=resume, force=force,
+                                  timeout=timeout, progress=progress, per_layer_sample=per_layer_sample,
+                                  layer_progress=layer_progress, inputs=inputs)
+    memory: MemoryReport | None
     with contextlib.ExitStack() as locked:
         if firmware is not None:
             elf = firmware / "build" / "firmware.elf" if firmware.is_dir() else firmware
@@ -96,11 +116,17 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
             say("building (make)")
             built = build_project(project)
             elf, memory = built.elf, built.memory
+        if flash:
+            from tinyedge.flash import flash_firmware
+
+            say(f"flashing {elf}")
+            fl = flash_firmware(elf, board, probe, log=say)
+            say(f"flashed and verified {fl.verified_bytes:,} bytes through {fl.probe}; started by {fl.reset}")
         target = f"QEMU {board.qemu_machine}" if emulator == "qemu" else (emulator or port or "")
         what = (f"every op's output for sample {per_layer_sample}" if per_layer_sample is not None
                 else f"{len(samples)} samples")
         say(f"validating {what} on {target}")
-        return validate_on_target(net, elf, samples, report_path, asdict(memory), emulator=emulator, port=port,
-                                  resume=resume, force=force, timeout=timeout, progress=progress,
-                                  per_layer_sample=per_layer_sample, layer_progress=layer_progress,
-                                  inputs=inputs, started=locked.close)
+        return validate_on_target(net, elf, samples, report_path, asdict(memory) if memory else {},
+                                  emulator=emulator, port=port, resume=resume, force=force, timeout=timeout,
+                                  baud=baud, progress=progress, per_layer_sample=per_layer_sample,
+                                  layer_progress=layer_progress, inputs=inputs, started=locked.close)

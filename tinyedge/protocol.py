@@ -22,7 +22,12 @@ from typing import Any
 
 from tinyedge.errors import TinyEdgeError
 
-PROTOCOL_VERSION = 3  # 2: RUN_UNTIL, OP_INFO, READ_OP (per-layer comparison); 3: model name in HELLO
+# 2: RUN_UNTIL, OP_INFO, READ_OP (per-layer comparison)
+# 3: BOOT banner; RUN and RUN_UNTIL carry the inputs' CRC-32 and answer with the
+#    outputs' CRC-32 (a device that reset mid-sample is caught); default
+#    max payload 1024
+# 4: the model's name in HELLO
+PROTOCOL_VERSION = 4
 FRAME_HEADER = 3          # cmd + seq
 FRAME_CRC = 4
 FRAME_OVERHEAD = FRAME_HEADER + FRAME_CRC
@@ -47,6 +52,7 @@ class Cmd(IntEnum):
 class Msg(IntEnum):
     """Unsolicited device messages (sent with seq 0)."""
 
+    BOOT = 0xFD   # payload: the HELLO answer (status + fields); the device (re)started
     NACK = 0xFE   # payload: u8 status; a request arrived unreadable
     FAULT = 0xFF  # payload: text; the firmware crashed and stopped
 
@@ -59,6 +65,7 @@ class Status(IntEnum):
     OUT_OF_RANGE = 4
     BAD_FRAME = 5
     TOO_LONG = 6
+    INPUT_MISMATCH = 7  # RUN/RUN_UNTIL: the inputs the device holds are not the host's
 
 
 # TFLite TensorType numbers (te_types.h uses the same) -> names.
@@ -205,7 +212,7 @@ class Hello:
     core: str
     runtime_version: str
     generator_version: str
-    model_name: str = ""      # protocol 3; "" from older firmware
+    model_name: str = ""      # protocol 4; "" from older firmware
 
 
 class _Cursor:
@@ -232,9 +239,9 @@ def parse_hello(payload: bytes) -> Hello:
     version, max_payload, n_in, n_out, clock = c.take("<BHBBI")
     (sha,) = c.take("<32s")
     board, core, runtime, generator = c.text(), c.text(), c.text(), c.text()
-    # protocol 3 appends the model's name; older firmware ends here (its
+    # protocol 4 appends the model's name; older firmware ends here (its
     # version is refused by the client, but its HELLO must still parse to say so)
-    name = c.text() if version >= 3 else ""
+    name = c.text() if version >= 4 else ""
     return Hello(version, max_payload, n_in, n_out, clock, sha.hex(), board, core, runtime, generator, name)
 
 
@@ -265,8 +272,20 @@ def calibrate_request(iterations: int) -> bytes:
     return struct.pack("<I", iterations)
 
 
-def run_until_request(last_op: int) -> bytes:
-    return struct.pack("<H", last_op)
+def run_request(inputs_crc: int) -> bytes:
+    return struct.pack("<I", inputs_crc)
+
+
+def run_until_request(last_op: int, inputs_crc: int) -> bytes:
+    return struct.pack("<HI", last_op, inputs_crc)
+
+
+def crc32_of(parts: list[bytes]) -> int:
+    """CRC-32 of the concatenation of ``parts`` (what RUN carries and answers with)."""
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    return crc
 
 
 def op_info_request(entry: int) -> bytes:
@@ -284,9 +303,15 @@ def read_op_request(entry: int, offset: int, length: int) -> bytes:
 
 
 def parse_timing(payload: bytes) -> tuple[int, int]:
-    """RUN / CALIBRATE response: (ticks, cycles)."""
-    ticks, cycles = _Cursor(payload, "RUN").take("<QI")
+    """CALIBRATE response: (ticks, cycles)."""
+    ticks, cycles = _Cursor(payload, "CALIBRATE").take("<QI")
     return ticks, cycles
+
+
+def parse_run(payload: bytes) -> tuple[int, int, int]:
+    """RUN / RUN_UNTIL response: (ticks, cycles, CRC-32 of the outputs it computed)."""
+    ticks, cycles, crc = _Cursor(payload, "RUN").take("<QII")
+    return ticks, cycles, crc
 
 
 def write_chunk_size(max_payload: int) -> int:
@@ -295,3 +320,20 @@ def write_chunk_size(max_payload: int) -> int:
 
 def read_chunk_size(max_payload: int) -> int:
     return max_payload - READ_HEADER
+
+
+def cmd_name(cmd: int) -> str:
+    """A request code's name: HELLO, WRITE, ..."""
+    try:
+        return Cmd(cmd).name
+    except ValueError:
+        return f"command 0x{cmd:02x}"
+
+
+def frame_name(cmd: int) -> str:
+    """What a frame with this code is, in words: "the answer to WRITE", "BOOT", ..."""
+    if cmd in Msg.__members__.values():
+        return Msg(cmd).name
+    if cmd & RSP_FLAG:
+        return f"the answer to {cmd_name(cmd & ~RSP_FLAG)}"
+    return cmd_name(cmd)

@@ -51,6 +51,26 @@ class SampleResult:
     # elements of the device that differ from it, and by how much; None when not run
     tflite_mismatches: int | None = None
     tflite_max_abs_diff: float | None = None
+    device_resets: int = 0  # times the device reset during this sample (it was then sent again)
+    cycles: int | None = None  # real boards (DWT) and libraries (port layer): CPU cycles
+    microseconds: float | None = None  # cycles at the clock HELLO reported (when known)
+
+
+def latency_cycles(timer: str, ticks: int, cycles: int) -> int | None:
+    """CPU cycles of one RUN from its (ticks, cycles) answer, or None where the
+    board has no cycle counter to report (emulated boards: SysTick only).
+
+    ``dwt``: cycles is the 32-bit DWT count; ticks, SysTick at the CPU clock
+    extended to 64 bits, counts the same cycles give or take the few of the
+    two reads, so it tells how often CYCCNT wrapped. ``port``: the library's
+    ticks already are the port layer's cycle counter extended to 64 bits.
+    """
+    if timer == "port":
+        return ticks
+    if timer != "dwt":
+        return None
+    wraps = round((ticks - cycles) / 2**32)
+    return cycles + max(wraps, 0) * 2**32
 
 
 @dataclass
@@ -67,6 +87,8 @@ class ValidationReport:
     samples: list[SampleResult] = field(default_factory=list)
     complete: bool = False
     per_layer: dict[str, Any] | None = None
+    # the link: time limits, baud, retries, corrupted frames, device resets (see link_summary)
+    link: dict[str, Any] | None = None
     run: dict[str, Any] | None = None  # the run it belongs to (tinyedge.reportfile.RunIdentity)
 
     @property
@@ -93,7 +115,11 @@ class ValidationReport:
     def summary(self) -> dict[str, Any]:
         ticks = [s.ticks for s in self.samples]
         instr = [s.instructions for s in self.samples if s.instructions is not None]
+        cycles = [s.cycles for s in self.samples if s.cycles is not None]
+        micros = [s.microseconds for s in self.samples if s.microseconds is not None]
         return {
+            "cycles_median": int(np.median(cycles)) if cycles else None,
+            "microseconds_median": float(np.median(micros)) if micros else None,
             "samples": len(self.samples),
             "exact": sum(s.exact for s in self.samples),
             "mismatched": sum(not s.exact for s in self.samples),
@@ -139,45 +165,94 @@ def sample_inputs_sha(sample: Sequence[np.ndarray]) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class LinkSettings:
+    """How to talk to the target: the wait limit (and where it came from), the
+    bound on one inference, and the baud rate of a serial port."""
+
+    timeout: float
+    timeout_source: str       # "--timeout" or how the default was made
+    run_time: float           # RUN is not sent again sooner (the inference bound)
+    baud: int
+
+
+def link_settings(net: CompiledNetwork, emulator: str | None, timeout: float | None,
+                  baud: int | None) -> LinkSettings:
+    """The default --timeout comes from the model's size and the target's speed
+    (tinyedge.timeouts); a --timeout given wins, lower or higher."""
+    from tinyedge.timeouts import default_timeout, inference_bound
+
+    assert net.board is not None
+    bound = inference_bound(net, emulator)
+    if timeout is None:
+        timeout = default_timeout(bound)
+        source = f"default: 2 x {bound.seconds:.2g} s, the bound on one inference, + 2 s; at least 10 s"
+    else:
+        if not timeout > 0:
+            raise TinyEdgeError(f"--timeout must be positive, got {timeout:g}",
+                                "give the longest wait on the device in seconds, e.g. --timeout 30")
+        source = "--timeout"
+    uart_baud = net.board.uart.baud if net.board.uart is not None else 115200  # library: the port layer's
+    return LinkSettings(timeout, source, min(bound.seconds, timeout), baud or uart_baud)
+
+
 @contextlib.contextmanager
-def open_target(board: Any, elf: Path, emulator: str | None, port: str | None,
-                timeout: float) -> Iterator[tuple[Any, str]]:
+def open_target(board: Any, elf: Path | None, emulator: str | None, port: str | None,
+                link: LinkSettings) -> Iterator[tuple[Any, str]]:
     """Yield (DeviceClient, target description); the emulator is always stopped."""
     from tinyedge.device import DeviceClient
 
+    def client_for(url: str) -> DeviceClient:
+        note = f"--timeout {link.timeout:g}" if link.timeout_source == "--timeout" else "the default --timeout"
+        return DeviceClient(url, timeout=link.timeout, baudrate=link.baud, run_time=link.run_time,
+                            timeout_note=note)
+
+    if emulator and elf is None:
+        raise TinyEdgeError("no firmware to run in an emulator", "build the project first")
     if emulator == "qemu":
         from tinyedge.emulator.qemu import QemuInstance
 
-        with QemuInstance(board, elf) as q:
-            client = DeviceClient(q.url, timeout=timeout)
-            try:
-                yield client, f"qemu:{board.qemu_machine}"
-            finally:
-                client.close()
+        assert elf is not None
+        with QemuInstance(board, elf) as q, client_for(q.url) as client:
+            yield client, f"qemu:{board.qemu_machine}"
     elif emulator == "renode":
         from tinyedge.emulator.renode import RenodeInstance  # raises a clear error when absent
 
-        with RenodeInstance(board, elf) as r:
-            client = DeviceClient(r.url, timeout=timeout)
-            try:
-                yield client, f"renode:{board.renode_platform}"
-            finally:
-                client.close()
+        assert elf is not None
+        with RenodeInstance(board, elf) as r, client_for(r.url) as client:
+            yield client, f"renode:{board.renode_platform}"
     elif port:
-        client = DeviceClient(port, timeout=timeout)
-        try:
+        with client_for(port) as client:
             yield client, port
-        finally:
-            client.close()
     else:
         raise TinyEdgeError("no target given", "pass --emulator qemu or --port /dev/ttyACM0")
+
+
+def link_summary(client: Any, link: LinkSettings) -> dict[str, Any]:
+    """What the report says about the link: limits, traffic, faults, resets."""
+    st = client.stats
+    resets = [asdict(r) for r in client.resets]
+    return {"timeout_s": link.timeout, "timeout_source": link.timeout_source,
+            "inference_bound_s": round(link.run_time, 3), "baud": link.baud,
+            "requests_sent": st["sent"], "retries": st["retries"], "corrupted_frames": st["corrupted"],
+            "nacks": st["nacks"], "bytes_sent": st["bytes_out"], "bytes_received": st["bytes_in"],
+            "device_resets": st["resets"], "reset_events": resets}
+
+
+def _library_on(info: Any, board: Any) -> bool:
+    """Firmware of the user's own, with tinyedge's library built for this board's core
+    (``generic-cortex-*``): it runs on whatever board the user built it for."""
+    from tinyedge.boards import list_boards, load_board
+
+    return info.board in list_boards() and load_board(info.board).is_library and info.core == board.core
 
 
 def check_device(info: Any, graph: Graph, board: Any) -> None:
     """Refuse a device that is not what we validate: firmware built for another
     board or core (it would be measured against the wrong memories), or for
-    another model (named by both names and hashes)."""
-    if (info.board, info.core) != (board.name, board.core):
+    another model (named by both names and hashes). The library target for the
+    board's core runs on any board with that core."""
+    if (info.board, info.core) != (board.name, board.core) and not _library_on(info, board):
         raise TinyEdgeError(
             f"the device runs firmware built for {info.board} ({info.core}), not for {board.name} ({board.core})",
             f"build the firmware for {board.name} (`tinyedge generate ... --board {board.name}` + "
@@ -233,23 +308,30 @@ def oracle_info(choice: OracleChoice) -> dict[str, Any]:
 
 def validate_on_target(
     net: CompiledNetwork,
-    elf: Path,
+    elf: Path | None,
     samples: Sequence[Sequence[np.ndarray]],
     report_path: Path,
     memory: dict[str, Any],
     emulator: str | None = None,
     port: str | None = None,
     resume: bool = False,
-    timeout: float = 60.0,
+    timeout: float | None = None,
     progress: ProgressFn | None = None,
     per_layer_sample: int | None = None,
     layer_progress: Callable[[LayerResult], None] | None = None,
+    baud: int | None = None,
     inputs: str = "inputs given by the caller",
     force: bool = False,
     started: Callable[[], None] | None = None,
 ) -> ValidationReport:
     """Validate ``samples`` on the target; with ``per_layer_sample``, compare every
-    op's output for that one sample instead. ``inputs`` says how the samples were
+    op's output for that one sample instead.
+
+    ``timeout`` bounds every wait on the device (default: from the model's size and
+    the target's speed, :mod:`tinyedge.timeouts`); ``baud`` is the serial port's
+    rate (default: the board file's). A device that resets mid-run is checked
+    again and the sample in flight is sent again from scratch; completed samples
+    are in the report whatever happens. ``inputs`` says how the samples were
     given (recorded in the report); ``resume``/``force``: what to do with an
     existing report (:mod:`tinyedge.reportfile`). ``started`` is called once the
     device has answered HELLO (an emulator has loaded the ELF by then)."""
@@ -259,11 +341,18 @@ def validate_on_target(
         raise ValueError("validate_on_target needs a network compiled for a board")
     ident = run_identity(net, samples, inputs, per_layer_sample)
     done = _resumed_samples(report_path, check_existing_report(report_path, ident, resume, force))
-    choice = choose_oracle(graph.model_bytes, [op.opcode for op in graph.operators])
-    second: TfliteInterpreter | None = TfliteInterpreter(graph.model_bytes) if choice.is_tflm else None
+    link = link_settings(net, emulator, timeout, baud)
+    choice = choose_oracle(graph.model_bytes, [op.opcode for op in graph.operators], isolated=True)
+    second: TfliteInterpreter | None = None
+    if choice.is_tflm:
+        try:
+            second = TfliteInterpreter(graph.model_bytes)
+        except TinyEdgeError:  # information only: a model TFLM runs but TFLite refuses (e.g. int16
+            second = None      # QUANTIZE/ADD with a non-zero zero point) is still validated
 
     ipt = getattr(board, "instructions_per_tick", None) if emulator else None
-    with open_target(board, elf, emulator, port, timeout) as (client, target):
+    timer = getattr(board, "timer", "systick")
+    with open_target(board, elf, emulator, port, link) as (client, target):
         info = client.hello()
         if started is not None:
             started()
@@ -274,38 +363,55 @@ def validate_on_target(
             second_opinion=None if second is None else {"name": second.name, "version": second.version},
             run=ident.run_dict(),
         )
-        if per_layer_sample is not None:
-            arrays = _device_arrays(graph, samples[per_layer_sample])
-            result = compare_layers(net, client, choice, per_layer_sample, arrays, layer_progress)
-            report.per_layer = result.to_dict()
-            report.complete = True
+        try:
+            if per_layer_sample is not None:
+                arrays = _device_arrays(graph, samples[per_layer_sample])
+                result = compare_layers(net, client, choice, per_layer_sample, arrays, layer_progress)
+                report.per_layer = result.to_dict()
+                report.complete = True
+                report.link = link_summary(client, link)
+                report.write(report_path)
+                return report
+            for i, sample in enumerate(samples):
+                digest = sample_inputs_sha(sample)
+                if i in done and done[i].input_sha256 == digest:
+                    report.samples.append(done[i])
+                    continue
+                arrays = _device_arrays(graph, sample)
+                seen = len(client.resets)
+                result = client.infer([a.tobytes() for a in arrays], f"sample {i}")
+                try:
+                    choice.oracle.reset()  # each sample starts from the initial state, as te_network_reset() does
+                    refs = choice.oracle.run(arrays)
+                except TinyEdgeError as exc:
+                    raise TinyEdgeError(f"sample {i}: {exc.message}", exc.hint) from None
+                exact, mism, maxdiff = _compare_all(result.outputs, refs)
+                tfl_mism: int | None = None
+                tfl_diff: float | None = None
+                if second is not None:
+                    second.reset()
+                    _, tfl_mism, tfl_diff = _compare_all(result.outputs, second.run(arrays))
+                cyc = latency_cycles(timer, int(result.ticks), int(result.cycles))
+                res = SampleResult(
+                    index=i, exact=exact, mismatches=mism, max_abs_diff=maxdiff, ticks=int(result.ticks),
+                    instructions=int(round(result.ticks * ipt)) if ipt else None, input_sha256=digest,
+                    output_hex=b"".join(result.outputs).hex(),
+                    oracle_hex=b"".join(r.tobytes() for r in refs).hex(),
+                    tflite_mismatches=tfl_mism, tflite_max_abs_diff=tfl_diff,
+                    device_resets=len(client.resets) - seen,
+                    cycles=cyc, microseconds=cyc * 1e6 / info.clock_hz if cyc is not None and info.clock_hz else None,
+                )
+                report.samples.append(res)
+                report.link = link_summary(client, link)
+                report.write(report_path)
+                if progress:
+                    progress(i, len(samples), res)
+        except TinyEdgeError:
+            # stopped mid-run: the report keeps every completed sample and what the link saw
+            report.link = link_summary(client, link)
             report.write(report_path)
-            return report
-        for i, sample in enumerate(samples):
-            digest = sample_inputs_sha(sample)
-            if i in done and done[i].input_sha256 == digest:
-                report.samples.append(done[i])
-                continue
-            arrays = _device_arrays(graph, sample)
-            result = client.infer([a.tobytes() for a in arrays])
-            choice.oracle.reset()  # each sample starts from the initial state, as te_network_reset() on the device
-            refs = choice.oracle.run(arrays)
-            exact, mism, maxdiff = _compare_all(result.outputs, refs)
-            tfl_mism: int | None = None
-            tfl_diff: float | None = None
-            if second is not None:
-                second.reset()
-                _, tfl_mism, tfl_diff = _compare_all(result.outputs, second.run(arrays))
-            res = SampleResult(
-                index=i, exact=exact, mismatches=mism, max_abs_diff=maxdiff, ticks=int(result.ticks),
-                instructions=int(round(result.ticks * ipt)) if ipt else None, input_sha256=digest,
-                output_hex=b"".join(result.outputs).hex(), oracle_hex=b"".join(r.tobytes() for r in refs).hex(),
-                tflite_mismatches=tfl_mism, tflite_max_abs_diff=tfl_diff,
-            )
-            report.samples.append(res)
-            report.write(report_path)
-            if progress:
-                progress(i, len(samples), res)
+            raise
+        report.link = link_summary(client, link)
     report.complete = True
     report.write(report_path)
     return report

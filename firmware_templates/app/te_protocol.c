@@ -13,99 +13,158 @@ static const uint32_t crc_nibble[16] = {
     0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu,
 };
 
-uint32_t te_crc32(const uint8_t *data, size_t len)
+/* Running a CRC-32 register over data followed by its own CRC (little-endian)
+ * always leaves this value: the frame check needs no knowledge of where the
+ * payload ends (zlib.crc32(data + crc) == 0x2144DF1C == ~0xDEBB20E3). */
+#define CRC32_RESIDUE 0xDEBB20E3u
+
+static uint32_t crc_step(uint32_t reg, uint8_t byte)
 {
-    uint32_t crc = 0xFFFFFFFFu;
-    size_t i;
-    for (i = 0; i < len; ++i) {
-        crc ^= data[i];
-        crc = (crc >> 4) ^ crc_nibble[crc & 0xFu];
-        crc = (crc >> 4) ^ crc_nibble[crc & 0xFu];
-    }
-    return crc ^ 0xFFFFFFFFu;
+    reg ^= byte;
+    reg = (reg >> 4) ^ crc_nibble[reg & 0xFu];
+    return (reg >> 4) ^ crc_nibble[reg & 0xFu];
 }
 
-size_t te_cobs_encode(const uint8_t *src, size_t len, uint8_t *dst, size_t cap)
+uint32_t te_crc32_update(uint32_t crc, const uint8_t *data, size_t len)
 {
-    size_t out = 1;   /* dst[0] is the first code byte */
-    size_t code_at = 0;
-    uint8_t code = 1;
+    uint32_t reg = crc ^ 0xFFFFFFFFu;
     size_t i;
-    if (cap == 0) {
-        return 0;
-    }
     for (i = 0; i < len; ++i) {
-        if (src[i] != 0u) {
-            if (out >= cap) {
-                return 0;
-            }
-            dst[out++] = src[i];
-            code++;
-        }
-        if (src[i] == 0u || (code == 0xFFu && i + 1u < len)) {
-            /* Close the block: at a zero byte, or after 254 non-zero bytes
-             * when more follow (a full last block needs no extra code). */
-            dst[code_at] = code;
-            if (out >= cap) {
-                return 0;
-            }
-            code_at = out++;
-            code = 1;
-        }
+        reg = crc_step(reg, data[i]);
     }
-    dst[code_at] = code;
-    return out;
+    return reg ^ 0xFFFFFFFFu;
 }
 
-size_t te_cobs_decode(const uint8_t *src, size_t len, uint8_t *dst, size_t cap)
+/* ---- receiving ----------------------------------------------------------- */
+
+void te_rx_init(te_rx_t *rx, uint8_t *buf, size_t cap)
 {
-    size_t in = 0;
-    size_t out = 0;
-    while (in < len) {
-        uint8_t code = src[in++];
-        uint8_t k;
-        if (code == 0u || in + code - 1u > len) {
-            return (size_t)-1;
-        }
-        for (k = 1; k < code; ++k) {
-            if (out >= cap || src[in] == 0u) {
-                return (size_t)-1;
-            }
-            dst[out++] = src[in++];
-        }
-        if (code != 0xFFu && in < len) {
-            if (out >= cap) {
-                return (size_t)-1;
-            }
-            dst[out++] = 0u;
-        }
-    }
-    return out;
+    rx->buf = buf;
+    rx->cap = cap;
+    rx->len = 0u;
+    rx->crc = 0xFFFFFFFFu;
+    rx->left = 0u;
+    rx->zero_after = 0u;
+    rx->started = 0u;
+    rx->overflow = 0u;
 }
+
+static void rx_push(te_rx_t *rx, uint8_t byte)
+{
+    if (rx->len >= rx->cap) {
+        rx->overflow = 1u;
+        return;
+    }
+    rx->buf[rx->len++] = byte;
+    rx->crc = crc_step(rx->crc, byte);
+}
+
+static int rx_verdict(const te_rx_t *rx)
+{
+    if (!rx->started) {
+        return TE_RX_EMPTY;
+    }
+    if (rx->overflow) {
+        return TE_RX_TOO_LONG;
+    }
+    /* a block that promised more bytes than came, a frame shorter than its
+     * header and CRC, or a CRC that does not match */
+    if (rx->left != 0u || rx->len < TE_FRAME_OVERHEAD || rx->crc != CRC32_RESIDUE) {
+        return TE_RX_BAD;
+    }
+    return TE_RX_FRAME;
+}
+
+int te_rx_byte(te_rx_t *rx, uint8_t byte)
+{
+    if (byte == 0u) {
+        int verdict = rx_verdict(rx);
+        size_t len = rx->len;
+        te_rx_init(rx, rx->buf, rx->cap);
+        rx->len = len; /* the frame stays readable until the next byte */
+        return verdict;
+    }
+    if (rx->started == 0u) {
+        rx->len = 0u; /* a new frame: forget the last one */
+    }
+    if (rx->overflow) {
+        return TE_RX_MORE; /* skip to the delimiter */
+    }
+    if (rx->left == 0u) {
+        /* A code byte: the previous block (if any, and shorter than 254
+         * bytes) ended with a zero that the encoding removed. */
+        if (rx->started && rx->zero_after) {
+            rx_push(rx, 0u);
+        }
+        rx->started = 1u;
+        rx->left = (uint8_t)(byte - 1u);
+        rx->zero_after = (uint8_t)(byte != 0xFFu);
+    } else {
+        rx_push(rx, byte);
+        rx->left--;
+    }
+    return TE_RX_MORE;
+}
+
+uint8_t te_rx_cmd(const te_rx_t *rx)
+{
+    return rx->buf[0];
+}
+
+uint16_t te_rx_seq(const te_rx_t *rx)
+{
+    return te_get_u16(rx->buf + 1);
+}
+
+size_t te_rx_payload_len(const te_rx_t *rx)
+{
+    return rx->len - TE_FRAME_OVERHEAD;
+}
+
+/* ---- sending ------------------------------------------------------------- */
 
 size_t te_frame_finish(uint8_t *buf, uint8_t cmd, uint16_t seq, size_t payload_len)
 {
     size_t n = TE_FRAME_HEADER + payload_len;
     buf[0] = cmd;
     te_put_u16(buf + 1, seq);
-    te_put_u32(buf + n, te_crc32(buf, n));
+    te_put_u32(buf + n, te_crc32_update(0u, buf, n));
     return n + TE_FRAME_CRC;
 }
 
-size_t te_frame_check(const uint8_t *raw, size_t len, uint8_t *cmd, uint16_t *seq)
+void te_cobs_write(const uint8_t *src, size_t len, te_write_fn write)
 {
-    size_t body;
-    if (len < TE_FRAME_OVERHEAD) {
-        return (size_t)-1;
+    size_t i = 0;
+    for (;;) {
+        size_t run = 0;
+        uint8_t code;
+        while (i + run < len && src[i + run] != 0u && run < 254u) {
+            run++;
+        }
+        code = (uint8_t)(run + 1u);
+        write(&code, 1u);
+        if (run > 0u) {
+            write(src + i, (uint32_t)run);
+        }
+        i += run;
+        if (i == len) {
+            break; /* the data ended in (or exactly at the end of) this block */
+        }
+        if (run < 254u) {
+            i++; /* the block ended at a zero: skip it; another block follows */
+        }
     }
-    body = len - TE_FRAME_CRC;
-    if (te_crc32(raw, body) != te_get_u32(raw + body)) {
-        return (size_t)-1;
-    }
-    *cmd = raw[0];
-    *seq = te_get_u16(raw + 1);
-    return body - TE_FRAME_HEADER;
 }
+
+void te_frame_write(const uint8_t *raw, size_t len, te_write_fn write)
+{
+    static const uint8_t delimiter = 0u;
+    write(&delimiter, 1u);
+    te_cobs_write(raw, len, write);
+    write(&delimiter, 1u);
+}
+
+/* ---- fields ----------------------------------------------------------------- */
 
 void te_put_u16(uint8_t *p, uint16_t v)
 {

@@ -1,7 +1,7 @@
 /*
- * board.c - board_init, the 64-bit tick counter (SysTick), the cycle counter
- * (DWT) and the calibration loop. Common to every Cortex-M board: the
- * board-specific numbers come from board.h.
+ * board.c - board_init, the 64-bit tick counter (SysTick) and the cycle
+ * counter (DWT). Common to every Cortex-M board: the board-specific numbers
+ * come from board.h, the clock tree from clock_<family>.c (board_clock_init).
  */
 #include <stdint.h>
 
@@ -42,16 +42,9 @@
 #define TE_HAVE_DWT 0
 #endif
 
-/* GCC reads Thumb-1 inline assembly in the old "divided" syntax, Thumb-2 in
- * unified syntax: switch to unified for the loop and back afterwards. */
-#if defined(__thumb2__)
-#define TE_ASM_SYNTAX_RESTORE ""
-#else
-#define TE_ASM_SYNTAX_RESTORE ".syntax divided\n\t"
-#endif
-
 typedef struct {
     uint32_t address;
+    uint32_t clear;
     uint32_t bits;
 } te_reg_write_t;
 
@@ -59,16 +52,25 @@ static const te_reg_write_t init_writes[] = TE_BOARD_INIT_WRITES;
 
 static volatile uint32_t systick_wraps;
 
+/* Each write reads the register back: after a peripheral clock is enabled
+ * in RCC, ST's errata sheets (e.g. ES0182 2.1.x "Delay after an RCC
+ * peripheral clock enabling") ask for a read of the enable register before
+ * the peripheral is touched. */
 static void apply_init_writes(void)
 {
     const te_reg_write_t *w;
     for (w = init_writes; w->address != 0u; ++w) {
-        *(volatile uint32_t *)(uintptr_t)w->address |= w->bits;
+        volatile uint32_t *reg = (volatile uint32_t *)(uintptr_t)w->address;
+        *reg = (*reg & ~w->clear) | w->bits;
+        (void)*reg;
     }
 }
 
 void board_init(void)
 {
+#if TE_HAVE_CLOCK_INIT
+    board_clock_init();
+#endif
     apply_init_writes();
     board_uart_init();
     board_timer_init();
@@ -156,24 +158,8 @@ uint32_t board_cycles(void)
 #endif
 }
 
-void board_spin(uint32_t iterations)
-{
-    if (iterations == 0u) {
-        return;
-    }
-    /* Exactly two instructions per pass. "l": a low register, which the
-     * 16-bit SUBS of Armv6-M needs. */
-    __asm__ volatile(".syntax unified\n\t"
-                     "1:\n\t"
-                     "subs %0, %0, #1\n\t"
-                     "bne 1b\n\t"
-                     TE_ASM_SYNTAX_RESTORE
-                     : "+l"(iterations)
-                     :
-                     : "cc");
-}
-
-void board_uart_write(const uint8_t *data, uint32_t len)
+/* Drivers that can send a block at once (DMA) replace this. */
+__attribute__((weak)) void board_uart_write(const uint8_t *data, uint32_t len)
 {
     uint32_t i;
     for (i = 0u; i < len; ++i) {

@@ -1,8 +1,9 @@
 /*
  * startup.c - vector table and reset handler for every Cortex-M board (C only).
  *
- * Reset: copy .data from flash, zero .bss, enable the FPU (if the code is
- * built for one), set MSPLIM on Armv8-M, then board_init() and main().
+ * Reset: set MSPLIM on Armv8-M, enable the FPU (if the code is built for
+ * one) and, on Cortex-M7 boards that ask for it, the L1 caches; copy .data
+ * from flash, zero .bss and the network arena, then board_init() and main().
  * The exception numbers and the vector table layout are from the Armv7-M /
  * Armv8-M Architecture Reference Manuals (B1.5.2 / B3.30).
  */
@@ -12,6 +13,7 @@
 
 extern uint32_t __data_start[], __data_end[], __data_load[];
 extern uint32_t __bss_start[], __bss_end[];
+extern uint32_t __arena_start[], __arena_end[];
 extern uint32_t __stack_top[], __stack_limit[];
 
 int main(void);
@@ -61,6 +63,16 @@ const te_vector_t te_vector_table[TE_NUM_VECTORS] = {
 #define SCB_VTOR (*(volatile uint32_t *)0xE000ED08u)
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 
+/* Cache control (Armv7-M ARM B3.2.2 Table B3-4, B3.2.8 CCR; B2.2.7 and
+ * B3.2.3 cache maintenance; Cortex-M7 TRM r1p2 4.1 and 4.8). */
+#define SCB_CCR (*(volatile uint32_t *)0xE000ED14u)
+#define SCB_CCR_DC (1u << 16)    /* data cache enable */
+#define SCB_CCR_IC (1u << 17)    /* instruction cache enable */
+#define SCB_CCSIDR (*(volatile uint32_t *)0xE000ED80u)  /* geometry of the selected cache */
+#define SCB_CSSELR (*(volatile uint32_t *)0xE000ED84u)  /* 0: level 1 data cache */
+#define SCB_ICIALLU (*(volatile uint32_t *)0xE000EF50u) /* invalidate all I-cache */
+#define SCB_DCISW (*(volatile uint32_t *)0xE000EF60u)   /* invalidate D-cache by set/way */
+
 static void copy_data(void)
 {
     const uint32_t *src = __data_load;
@@ -70,10 +82,9 @@ static void copy_data(void)
     }
 }
 
-static void zero_bss(void)
+static void zero_words(uint32_t *dst, const uint32_t *end)
 {
-    uint32_t *dst = __bss_start;
-    while (dst < __bss_end) {
+    while (dst < end) {
         *dst++ = 0u;
     }
 }
@@ -86,6 +97,46 @@ static void enable_fpu(void)
     __asm__ volatile("dsb\n\tisb" ::: "memory");
 #endif
 }
+
+#if TE_ENABLE_CACHES
+static void barriers(void)
+{
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
+}
+
+/* The caches hold random contents after reset: invalidate, then enable
+ * (Cortex-M7 TRM 4.8.1/4.8.3). The D-cache is invalidated line by line over
+ * every set and way that CCSIDR reports: CCSIDR.LineSize (bits 2:0) =
+ * log2(words per line) - 2, Associativity (12:3) = ways - 1, NumSets (27:13) =
+ * sets - 1; DCISW takes the way in its top bits and the set above the line
+ * offset (Armv7-M ARM B2.2.7, "Cache maintenance operations by set/way"). */
+static void enable_caches(void)
+{
+    uint32_t ccsidr, sets, ways, line_shift, way_shift, set, way;
+
+    barriers();
+    SCB_ICIALLU = 0u;
+    barriers();
+    SCB_CCR |= SCB_CCR_IC;
+    barriers();
+
+    SCB_CSSELR = 0u;
+    barriers();
+    ccsidr = SCB_CCSIDR;
+    line_shift = (ccsidr & 0x7u) + 4u;            /* log2(bytes per line) */
+    ways = ((ccsidr >> 3) & 0x3FFu) + 1u;
+    sets = ((ccsidr >> 13) & 0x7FFFu) + 1u;
+    way_shift = (ways > 1u) ? (uint32_t)__builtin_clz(ways - 1u) : 0u;
+    for (set = 0u; set < sets; ++set) {
+        for (way = 0u; way < ways; ++way) {
+            SCB_DCISW = (way << way_shift) | (set << line_shift);
+        }
+    }
+    barriers();
+    SCB_CCR |= SCB_CCR_DC;
+    barriers();
+}
+#endif
 
 static void set_stack_limit(void)
 {
@@ -108,8 +159,12 @@ void Reset_Handler(void)
 {
     set_stack_limit();
     enable_fpu();
+#if TE_ENABLE_CACHES
+    enable_caches();
+#endif
     copy_data();
-    zero_bss();
+    zero_words(__bss_start, __bss_end);
+    zero_words(__arena_start, __arena_end); /* C's static te_arena starts zeroed */
 #if !defined(__ARM_ARCH_6M__)
     /* Armv6-M has no VTOR; elsewhere the table need not be at 0. */
     SCB_VTOR = (uint32_t)(uintptr_t)te_vector_table;

@@ -1,33 +1,40 @@
 /*
- * te_activations.c - int8 RELU / RELU6 / RELU_N1_TO_1, LEAKY_RELU, PRELU,
+ * te_activations.c - int8 RELU / RELU_N1_TO_1, RELU6, LEAKY_RELU, PRELU,
  * HARD_SWISH and table lookups (LOGISTIC, TANH).
  *
- * Where the arithmetic comes from (TFLite kernels/activations.cc, the kernels
- * the oracle registers; our own code written from their behaviour):
- *   - RELU*: ReluPrepare quantizes input_scale / output_scale (a float32
- *     division) into a Q31 multiplier; QuantizedReluX + ReluX compute
- *     clamp(out_zp + MultiplyByQuantizedMultiplier(x - in_zp), act_min,
- *     act_max), the bounds being out_zp + roundf(bound / output_scale).
- *   - LEAKY_RELU: reference_ops::QuantizeLeakyRelu (the int8 path even in the
- *     optimized kernel): x - in_zp >= 0 uses the identity multiplier, < 0 the
- *     alpha multiplier; + out_zp; saturate to int8.
- *   - PRELU: reference_ops::Prelu / BroadcastPrelu4DSlow: x - in_zp >= 0 ->
+ * Where the arithmetic comes from (TensorFlow Lite Micro's kernels, the
+ * oracle; our own code written from their behaviour):
+ *   - RELU: micro/kernels/activations.h ReluQuantized with the parameters of
+ *     CalculateReluOpData: out_zp + MultiplyByQuantizedMultiplier(x - in_zp)
+ *     with the Q31 form of float(input_scale / output_scale), clamped to
+ *     [max(-128, out_zp), 127].
+ *   - RELU_N1_TO_1: TFLM has no kernel for it; tinyedge keeps TFLite's
+ *     reference arithmetic (the same requantization, clamped to the output's
+ *     quantized -1 and 1), and such models are compared with the TFLite
+ *     interpreter.
+ *   - RELU6: TFLM's Relu6Quantized clamps the raw input values to
+ *     [in_zp, quantized 6.0 on the input scale]; the output's quantization is
+ *     not read (te_clamp_s8).
+ *   - LEAKY_RELU: reference_ops::QuantizeLeakyRelu: x - in_zp >= 0 uses the
+ *     identity multiplier; below, MultiplyByQuantizedMultiplier with |alpha
+ *     multiplier| and the result negated when alpha < 0; + out_zp; saturate.
+ *   - PRELU: reference_ops::BroadcastPrelu4DSlow: x - in_zp >= 0 ->
  *     MBQM(x - in_zp, m1); else MBQM((x - in_zp) * (alpha - alpha_zp), m2);
- *     + out_zp; saturate.
+ *     + out_zp; saturate. Every element takes the same recipe, walked with
+ *     te_broadcast.h.
  *   - HARD_SWISH: the 16-bit fixed-point "reluish" formulation of
  *     reference_ops::HardSwish (kernels/internal/reference/hard_swish.h),
- *     which is also what the oracle's optimized_ops::HardSwish computes on
- *     x86 (measured: exhaustive over the int8 inputs, many scales, arrays
- *     longer than a vector block); reproduced step by step with int16
- *     values, including gemmlowp's int16 SaturatingRoundingDoublingHighMul /
- *     RoundingDivideByPOT and the truncating SaturatingDoublingHighMul.
- *   - LOGISTIC / TANH: the oracle's generic-optimized kernel does not use the
- *     gemmlowp fixed-point functions for int8: Prepare fills a 256-entry
- *     table with float math (LUTPopulate in kernels/internal/common.h,
- *     1/(1+expf(-x)) and tanhf), Eval looks it up. The table is computed on
- *     the host the same way (tinyedge/ops/activations.py); here we only index.
- * MultiplyByQuantizedMultiplier is the double-rounding one
- * (te_mul_by_quantized_mult). Sums that the oracle does in int32 wrap here too.
+ *     reproduced step by step with int16 values, including gemmlowp's int16
+ *     SaturatingRoundingDoublingHighMul / RoundingDivideByPOT and the
+ *     truncating SaturatingDoublingHighMul.
+ *   - LOGISTIC / TANH: reference_integer_ops::Logistic / Tanh (gemmlowp's
+ *     fixed-point logistic and tanh on a Q4.27 input) depend on nothing but
+ *     the int8 input value, so the host runs that integer algorithm for all
+ *     256 inputs at generate time (tinyedge/ops/activations.py, exact integer
+ *     arithmetic) and the device only indexes the table: the same bytes as
+ *     TFLM, in one load per element.
+ * MultiplyByQuantizedMultiplier is TFLM's double-rounding one
+ * (te_mul_by_quantized_mult). Sums TFLM does in int32 wrap here too.
  */
 #include "te_activations.h"
 
@@ -48,13 +55,29 @@ void te_relu_s8(const te_relu_params_t *p, const int8_t *in, int8_t *out)
     }
 }
 
+void te_clamp_s8(const te_clamp_params_t *p, const int8_t *in, int8_t *out)
+{
+    int32_t i;
+    for (i = 0; i < p->size; ++i) {
+        const int32_t v = in[i];
+        out[i] = (int8_t)(v > p->hi ? p->hi : (v < p->lo ? p->lo : v));
+    }
+}
+
 void te_leaky_relu_s8(const te_leaky_relu_params_t *p, const int8_t *in, int8_t *out)
 {
     int32_t i;
     for (i = 0; i < p->size; ++i) {
         const int32_t x = in[i] - p->in_zp;
-        const int32_t scaled = x >= 0 ? te_mul_by_quantized_mult(x, p->identity_mult, p->identity_shift)
-                                      : te_mul_by_quantized_mult(x, p->alpha_mult, p->alpha_shift);
+        int32_t scaled;
+        if (x >= 0) {
+            scaled = te_mul_by_quantized_mult(x, p->identity_mult, p->identity_shift);
+        } else {
+            scaled = te_mul_by_quantized_mult(x, p->alpha_mult, p->alpha_shift);
+            if (p->alpha_negative) {
+                scaled = (int32_t)(0u - (uint32_t)scaled); /* wraps like TFLM's int32 negation */
+            }
+        }
         out[i] = te_sat_s8(te_act_add_wrap(p->out_zp, scaled));
     }
 }
@@ -70,25 +93,14 @@ static inline int8_t te_prelu_one(const te_prelu_params_t *p, int8_t x, int8_t a
 
 void te_prelu_s8(const te_prelu_params_t *p, const int8_t *in, const int8_t *alpha, int8_t *out)
 {
-    const int32_t *d = p->dims;
-    const int32_t *s = p->alpha_strides;
-    int32_t i0, i1, i2, i3;
-    if (!p->broadcast) {
-        for (i0 = 0; i0 < p->size; ++i0) {
-            out[i0] = te_prelu_one(p, in[i0], alpha[i0]);
+    te_bcast_cursor_t c;
+    te_bcast_begin(&p->walk, &c);
+    do {
+        int32_t i;
+        for (i = 0; i < c.n; ++i) {
+            *out++ = te_prelu_one(p, in[c.off1 + i * c.step1], alpha[c.off2 + i * c.step2]);
         }
-        return;
-    }
-    for (i0 = 0; i0 < d[0]; ++i0) {
-        for (i1 = 0; i1 < d[1]; ++i1) {
-            for (i2 = 0; i2 < d[2]; ++i2) {
-                const int8_t *a = alpha + i0 * s[0] + i1 * s[1] + i2 * s[2];
-                for (i3 = 0; i3 < d[3]; ++i3) {
-                    *out++ = te_prelu_one(p, *in++, a[i3 * s[3]]);
-                }
-            }
-        }
-    }
+    } while (te_bcast_next_row(&p->walk, &c));
 }
 
 /* ---- HARD_SWISH: int16 fixed-point helpers with C++ int16 semantics ---------- */
@@ -125,11 +137,12 @@ static inline int16_t te_hs_rdbpot(int16_t x, int32_t exponent)
     return (int16_t)((x >> exponent) + (remainder > threshold ? 1 : 0));
 }
 
-/* reference_ops::SaturatingLeftShift: value * 2^amount in int32, saturated to int16. */
+/* reference_ops::SaturatingLeftShift: value * 2^amount in int64, saturated to
+ * int16 (amount <= 30 for any scale the host accepts). */
 static inline int16_t te_hs_sat_lshift(int16_t value, int32_t amount)
 {
-    const int32_t r = (int32_t)((uint32_t)(int32_t)value << amount);
-    return (int16_t)te_clamp_s32(r, INT16_MIN, INT16_MAX);
+    const int64_t r = (int64_t)value * ((int64_t)1 << amount);
+    return (int16_t)(r > INT16_MAX ? INT16_MAX : (r < INT16_MIN ? INT16_MIN : r));
 }
 
 void te_hard_swish_s8(const te_hard_swish_params_t *p, const int8_t *in, int8_t *out)

@@ -1,6 +1,7 @@
 /*
- * te_activations.h - int8 activations: RELU / RELU6 / RELU_N1_TO_1,
- * LEAKY_RELU, PRELU, HARD_SWISH, and 256-entry table lookups (LOGISTIC, TANH).
+ * te_activations.h - int8 activations: RELU and RELU_N1_TO_1 (requantize and
+ * clamp), RELU6 (clamp), LEAKY_RELU, PRELU, HARD_SWISH, and 256-entry table
+ * lookups (LOGISTIC, TANH).
  * Plain C99, no malloc; compiles for the host and for Cortex-M.
  */
 #ifndef TE_ACTIVATIONS_H
@@ -8,14 +9,16 @@
 
 #include <stdint.h>
 
+#include "te_broadcast.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* Every field below is computed on the host (tinyedge/ops/activations.py). */
 
-/* RELU, RELU6, RELU_N1_TO_1: requantize from the input to the output scale,
- * then clamp to the activation's range in output units. */
+/* RELU, RELU_N1_TO_1: requantize from the input to the output scale, then
+ * clamp to the activation's range in output units. */
 typedef struct {
     int32_t size;
     int32_t in_zp, out_zp;
@@ -25,28 +28,33 @@ typedef struct {
 
 void te_relu_s8(const te_relu_params_t *p, const int8_t *in, int8_t *out);
 
+/* RELU6 (TFLM): the raw input values clamped to [lo, hi], no requantization. */
+typedef struct {
+    int32_t size;
+    int32_t lo, hi; /* the input's quantized 0 and 6 */
+} te_clamp_params_t;
+
+void te_clamp_s8(const te_clamp_params_t *p, const int8_t *in, int8_t *out);
+
 /* LEAKY_RELU: x >= zp -> identity multiplier, x < zp -> alpha multiplier. */
 typedef struct {
     int32_t size;
     int32_t in_zp, out_zp;
     int32_t identity_mult, identity_shift; /* input_scale / output_scale */
-    int32_t alpha_mult, alpha_shift;       /* input_scale * alpha / output_scale */
+    int32_t alpha_mult, alpha_shift;       /* |input_scale * alpha / output_scale| */
+    int32_t alpha_negative;                /* 1 when alpha < 0: the scaled value is negated */
 } te_leaky_relu_params_t;
 
 void te_leaky_relu_s8(const te_leaky_relu_params_t *p, const int8_t *in, int8_t *out);
 
-/* PRELU: alpha is an int8 tensor broadcast to the input (rank <= 4). */
-#define TE_PRELU_DIMS 4
+/* PRELU: alpha is an int8 tensor broadcast to the input. */
 typedef struct {
     int32_t in_offset;    /* -input zero point */
     int32_t alpha_offset; /* -alpha zero point */
     int32_t out_offset;   /* output zero point */
     int32_t mult1, shift1; /* input_scale / output_scale */
     int32_t mult2, shift2; /* input_scale * alpha_scale / output_scale */
-    int32_t broadcast;     /* 0: alpha has the input's shape, one flat pass */
-    int32_t size;
-    int32_t dims[TE_PRELU_DIMS];          /* input/output shape, left-padded with 1 */
-    int32_t alpha_strides[TE_PRELU_DIMS]; /* element strides of alpha, 0 where broadcast */
+    te_bcast_t walk;       /* the output as rows: input 1 is the input, input 2 alpha */
 } te_prelu_params_t;
 
 void te_prelu_s8(const te_prelu_params_t *p, const int8_t *in, const int8_t *alpha, int8_t *out);

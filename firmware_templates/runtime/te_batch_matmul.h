@@ -1,6 +1,7 @@
 /*
- * te_batch_matmul.h - int8 BATCH_MATMUL (x @ y with broadcast batch
- * dimensions, optional adjoint/transpose of either operand).
+ * te_batch_matmul.h - int8 and int16 BATCH_MATMUL (x @ y with broadcast
+ * batch dimensions, optional adjoint/transpose of either operand), as
+ * TensorFlow Lite Micro computes it.
  * Plain C99, no malloc; compiles for the host and for Cortex-M.
  */
 #ifndef TE_BATCH_MATMUL_H
@@ -28,16 +29,18 @@ typedef struct {
     int32_t lhs_row, lhs_depth;      /* lhs strides along output row and depth */
     int32_t rhs_b0, rhs_b1, rhs_b2;  /* rhs batch strides (0: broadcast) */
     int32_t rhs_depth, rhs_col;      /* rhs strides along depth and output col */
-    int32_t lhs_offset;              /* -lhs zero point */
-    int32_t rhs_offset;              /* -rhs zero point */
-    int32_t output_offset;           /* output zero point */
+    int32_t lhs_offset;              /* -lhs zero point (int8 only: int16 zero points are 0) */
+    int32_t rhs_offset;              /* -rhs zero point (int8 only) */
+    int32_t output_offset;           /* output zero point (int8 only) */
     int32_t mult;                    /* Q31 requantization multiplier */
     int32_t shift;                   /* exponent: > 0 left, < 0 right */
-    int32_t act_min, act_max;        /* output clamp (int8 range: BATCH_MATMUL fuses no activation) */
+    int32_t act_min, act_max;        /* output clamp (the output type's range: no fused activation) */
 } te_batch_matmul_params_t;
 
 void te_batch_matmul_s8(const te_batch_matmul_params_t *p, const int8_t *lhs, const int8_t *rhs,
                         int8_t *output);
+void te_batch_matmul_s16(const te_batch_matmul_params_t *p, const int16_t *lhs, const int16_t *rhs,
+                         int16_t *output);
 
 #ifdef __cplusplus
 }

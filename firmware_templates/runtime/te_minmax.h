@@ -7,19 +7,15 @@
 
 #include <stdint.h>
 
+#include "te_broadcast.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define TE_MINMAX_MAX_DIMS 6
-
-/* Every field is computed on the host (tinyedge/ops/minmax.py). */
+/* Computed on the host (tinyedge/ops/minmax.py). */
 typedef struct {
-    int32_t broadcast;  /* 0: same shapes, one pass over `size` elements */
-    int32_t size;
-    int32_t out_dims[TE_MINMAX_MAX_DIMS];    /* broadcast: output shape, left-padded with 1 */
-    int32_t in1_strides[TE_MINMAX_MAX_DIMS]; /* broadcast: element strides, 0 where broadcast */
-    int32_t in2_strides[TE_MINMAX_MAX_DIMS];
+    te_bcast_t walk; /* the output as rows (one row of `size` elements without broadcast) */
 } te_minmax_params_t;
 
 /* out = max(in1, in2) / min(in1, in2) on the raw int8 values. */

@@ -1,173 +1,120 @@
 /*
  * te_quantize.c - QUANTIZE / DEQUANTIZE.
  *
- * Where the arithmetic comes from: the oracle's kernels/quantize.cc and
- * kernels/dequantize.cc call optimized_ops::AffineQuantize, ::Requantize and
- * ::Dequantize (kernels/internal/optimized/optimized_ops.h). On x86 these are
- * built with USE_NEON (NEON intrinsics mapped to SSE by NEON_2_SSE, see
- * optimized/neon_check.h), so each op has a vector loop over whole blocks
- * from the start of the tensor and a scalar loop for the remainder, and the
- * two loops round differently. Measured against the oracle (random and
- * half-way inputs, tests/test_kernels_misc.py), element for element:
+ * What TensorFlow Lite Micro computes (micro/kernels/quantize_common.cc ->
+ * reference_ops::AffineQuantize and ::Requantize; micro/kernels/
+ * dequantize_common.cc -> reference_ops::Dequantize), the same steps for
+ * every element:
  *
- * float -> int8 (AffineQuantize):
- *   blocks of 8:  p = x * (float)(1.0 / scale)      (one float multiply)
- *                 q = round-half-to-EVEN(p)          (vcvtnq_s32_f32 = cvtps2dq)
- *   tail:         q = round-half-AWAY((double)x / (double)scale)   (TfLiteRound)
- *   then q + zero_point, clamped to [-128, 127]. Out-of-range or NaN values
- *   convert to INT32_MIN first (x86's "integer indefinite"), and the zero
- *   point is added with int32 wrap-around, as the oracle does.
- * int8 -> float (Dequantize):
- *   blocks of 8:  y = (float)q * scale + (float)(-zero_point * scale)
- *                 (a float multiply, then a float add: two roundings)
- *   tail:         y = (float)(scale * (double)(q - zero_point))  (one rounding)
- * int8/uint8 -> int8/uint8 (Requantize; the same recipe for all four type pairs):
- *   blocks of 16: r = vqrdmulh((q - in_zp) << max(shift,0), mult), then a
- *                 rounding right shift by max(-shift,0) that rounds half UP
- *                 (vrshlq_s32)
- *   tail:         MultiplyByQuantizedMultiplier (SRDHM, then RoundingDivideByPOT,
- *                 half away from zero)
- *   then + out_zp, clamped to the output type's range.
+ * float32 -> int8 / int16 (AffineQuantize, kernels/internal/reference/quantize.h):
+ *     q = static_cast<int32_t>(std::round(x / static_cast<float>(scale))) + zp
+ *     clamped to the output type.
+ *   The division is a float32 division, std::round of a float rounds half
+ *   away from zero. The float -> int32 conversion of a NaN, an infinity or a
+ *   value outside the int32 range is undefined in C++; the pinned TFLM wheel
+ *   (x86-64, cvttss2si) gives INT32_MIN there, and the zero point is then
+ *   added with int32 wrap-around (so +inf with a negative zero point gives
+ *   127, with a zero point >= 0 gives -128). We reproduce that, so validation
+ *   against the oracle is exact for every float input; TFLM built for Arm
+ *   (VCVT saturates, NaN -> 0) would give other bytes for those inputs only.
  *
- * The float products and sums below are stored through volatile so that a
- * compiler allowed to contract (-ffp-contract=fast, GCC's default in GNU C
- * modes) cannot fuse them into an FMA and change a rounding. Double
- * arithmetic on Cortex-M is libgcc's soft-float, correctly rounded IEEE.
+ * int8/uint8/int16 -> int8/uint8/int16 (Requantize, kernels/internal/reference/requantize.h):
+ *     clamp(MultiplyByQuantizedMultiplier(q - in_zp, mult, shift) + out_zp)
+ *   clamped to the output type. Its fast path (equal scales, zero points 128
+ *   apart, int8 <-> uint8: q ^ 0x80) gives the same bytes as the formula.
+ *
+ * int8/uint8/int16 -> float32 (Dequantize, kernels/internal/reference/dequantize.h):
+ *     y = static_cast<float>(double(scale) * (q - zp))
+ *   The double product is exact (a 24-bit mantissa times an integer of at most
+ *   17 bits), so
+ *   rounding it to float gives the same bits as one float32 multiply of
+ *   (float)(q - zp) by the float scale -- which is what we compute (IEEE
+ *   multiplication is correctly rounded, also in libgcc's soft-float on
+ *   cores without an FPU, subnormal results included).
+ *
+ * Double arithmetic is never needed on the device.
  */
 #include "te_quantize.h"
 
 #include "te_common.h"
 
-#define TE_I32_MIN_F (-2147483648.0f)
-#define TE_I32_LIM_F (2147483648.0f)
-
-/* cvtps2dq under the default rounding mode: nearest, ties to even. */
-static int32_t te_round_half_even_f32(float p)
+/* static_cast<int32_t>(std::round(p)) as the oracle computes it: round half
+ * away from zero; NaN, infinities and values outside [-2^31, 2^31) give
+ * INT32_MIN (x86's "integer indefinite"). */
+static int32_t te_round_f32_to_s32(float p)
 {
     int32_t q;
     float d;
-    if (!(p >= TE_I32_MIN_F && p < TE_I32_LIM_F)) {
+    if (!(p >= -2147483648.0f && p < 2147483648.0f)) {
         return INT32_MIN;
     }
-    q = (int32_t)p; /* truncates toward zero; p - q is exact */
-    d = p - (float)q;
-    if (d > 0.5f || (d == 0.5f && (q & 1) != 0)) {
+    q = (int32_t)p;   /* truncates toward zero */
+    d = p - (float)q; /* exact: |p| < 2^24 makes (float)q exact and the difference < 1 */
+    if (d >= 0.5f) {
         q += 1;
-    } else if (d < -0.5f || (d == -0.5f && (q & 1) != 0)) {
+    } else if (d <= -0.5f) {
         q -= 1;
     }
     return q;
 }
 
-/* static_cast<int32_t>(std::round(double)) on x86: half away from zero,
- * out-of-range or NaN -> INT32_MIN. */
-static int32_t te_round_half_away_f64(double v)
+/* One float32 input: x / scale rounded, plus the zero point (wrapping in int32
+ * like the oracle's add), not yet clamped. */
+static int32_t te_quantize_one(const te_quantize_params_t *p, float x)
 {
-    int32_t q;
-    double d;
-    if (!(v > -2147483648.5 && v < 2147483647.5)) {
-        return INT32_MIN;
-    }
-    q = (int32_t)v;
-    d = v - (double)q;
-    if (d >= 0.5) {
-        q += 1;
-    } else if (d <= -0.5) {
-        q -= 1;
-    }
-    return q;
+    return (int32_t)((uint32_t)te_round_f32_to_s32(x / p->scale) + (uint32_t)p->zero_point);
 }
 
-static int8_t te_q_out(int32_t q, int32_t zero_point)
+/* Requantize, one element: q - in_zp scaled by mult * 2^shift / 2^31, plus
+ * out_zp (not yet clamped). */
+static int32_t te_requant_one(const te_requantize_params_t *p, int32_t q)
 {
-    const int32_t r = (int32_t)((uint32_t)q + (uint32_t)zero_point);
-    return (int8_t)te_clamp_s32(r, -128, 127);
+    return te_mul_by_quantized_mult(q - p->in_zp, p->mult, p->shift) + p->out_zp;
 }
 
-void te_quantize_f32_s8(const te_quantize_params_t *p, const float *in, int8_t *out)
-{
-    int32_t i = 0;
-    const int32_t n8 = p->size - p->size % 8;
-    const double scale = (double)p->scale;
-    for (; i < n8; ++i) {
-        volatile float prod = in[i] * p->inv_scale;
-        out[i] = te_q_out(te_round_half_even_f32(prod), p->zero_point);
-    }
-    for (; i < p->size; ++i) {
-        const double quot = (double)in[i] / scale;
-        out[i] = te_q_out(te_round_half_away_f64(quot), p->zero_point);
-    }
-}
+/* The kernels differ only in their element types and output range, so each
+ * is one instance of a loop below (C has no templates). */
 
-void te_dequantize_s8_f32(const te_dequantize_params_t *p, const int8_t *in, float *out)
-{
-    int32_t i = 0;
-    const int32_t n8 = p->size - p->size % 8;
-    const double scale = (double)p->scale;
-    for (; i < n8; ++i) {
-        volatile float prod = (float)in[i] * p->scale;
-        out[i] = prod + p->zp_term;
+/* float32 -> TOUT: AffineQuantize, clamped to [LO, HI]. */
+#define TE_QUANTIZE_F32(name, TOUT, LO, HI)                                          \
+    void name(const te_quantize_params_t *p, const float *in, TOUT *out)             \
+    {                                                                                \
+        int32_t i;                                                                   \
+        for (i = 0; i < p->size; ++i) {                                              \
+            out[i] = (TOUT)te_clamp_s32(te_quantize_one(p, in[i]), (LO), (HI));      \
+        }                                                                            \
     }
-    for (; i < p->size; ++i) {
-        out[i] = (float)(scale * (double)((int32_t)in[i] - p->zero_point));
-    }
-}
 
-/* The oracle's Requantize, one element: q - in_zp scaled by mult*2^shift/2^31, rounded as
- * the vector loop (vector != 0) or the scalar tail does, plus out_zp (not yet clamped). */
-static int32_t te_requant_one(const te_requantize_params_t *p, int32_t q, int vector)
-{
-    if (vector) {
-        const int32_t left = p->shift > 0 ? p->shift : 0;
-        const int32_t right = p->shift > 0 ? 0 : -p->shift;
-        const int32_t x = (int32_t)((uint32_t)(q - p->in_zp) << left);
-        int32_t r = te_sat_rounding_doubling_high_mul(x, p->mult);
-        if (right > 0) {
-            /* vrshlq_s32 by -right: add 2^(right-1), arithmetic shift (no overflow in 64 bits). */
-            r = (int32_t)(((int64_t)r + ((int64_t)1 << (right - 1))) >> right);
-        }
-        return (int32_t)((uint32_t)r + (uint32_t)p->out_zp);
+/* TIN -> float32: Dequantize, one float32 multiply. */
+#define TE_DEQUANTIZE_F32(name, TIN)                                                 \
+    void name(const te_dequantize_params_t *p, const TIN *in, float *out)            \
+    {                                                                                \
+        int32_t i;                                                                   \
+        for (i = 0; i < p->size; ++i) {                                              \
+            out[i] = (float)((int32_t)in[i] - p->zero_point) * p->scale;             \
+        }                                                                            \
     }
-    return (int32_t)((uint32_t)te_mul_by_quantized_mult(q - p->in_zp, p->mult, p->shift) + (uint32_t)p->out_zp);
-}
 
-/* Requantize<int8|uint8, int8|uint8> in optimized_ops.h all share one recipe (blocks of 16
- * through MultiplyByQuantizedMultiplier4Rows, a scalar tail through
- * MultiplyByQuantizedMultiplier); only the element types and the clamp differ. With equal
- * scales (mult = 2^30, shift = 1, the uint8 <-> int8 edges TF's converter writes for
- * inference_input/output_type=tf.uint8) both recipes reduce to q - in_zp + out_zp. */
-void te_requantize_s8_s8(const te_requantize_params_t *p, const int8_t *in, int8_t *out)
-{
-    int32_t i;
-    const int32_t n16 = p->size - p->size % 16;
-    for (i = 0; i < p->size; ++i) {
-        out[i] = (int8_t)te_clamp_s32(te_requant_one(p, in[i], i < n16), -128, 127);
+/* TIN -> TOUT: Requantize, clamped to [LO, HI]. */
+#define TE_REQUANTIZE(name, TIN, TOUT, LO, HI)                                       \
+    void name(const te_requantize_params_t *p, const TIN *in, TOUT *out)             \
+    {                                                                                \
+        int32_t i;                                                                   \
+        for (i = 0; i < p->size; ++i) {                                              \
+            out[i] = (TOUT)te_clamp_s32(te_requant_one(p, in[i]), (LO), (HI));       \
+        }                                                                            \
     }
-}
 
-void te_requantize_u8_s8(const te_requantize_params_t *p, const uint8_t *in, int8_t *out)
-{
-    int32_t i;
-    const int32_t n16 = p->size - p->size % 16;
-    for (i = 0; i < p->size; ++i) {
-        out[i] = (int8_t)te_clamp_s32(te_requant_one(p, in[i], i < n16), -128, 127);
-    }
-}
+TE_QUANTIZE_F32(te_quantize_f32_s8, int8_t, -128, 127)
+TE_QUANTIZE_F32(te_quantize_f32_s16, int16_t, -32768, 32767)
 
-void te_requantize_s8_u8(const te_requantize_params_t *p, const int8_t *in, uint8_t *out)
-{
-    int32_t i;
-    const int32_t n16 = p->size - p->size % 16;
-    for (i = 0; i < p->size; ++i) {
-        out[i] = (uint8_t)te_clamp_s32(te_requant_one(p, in[i], i < n16), 0, 255);
-    }
-}
+TE_DEQUANTIZE_F32(te_dequantize_s8_f32, int8_t)
+TE_DEQUANTIZE_F32(te_dequantize_u8_f32, uint8_t)
+TE_DEQUANTIZE_F32(te_dequantize_s16_f32, int16_t)
 
-void te_requantize_u8_u8(const te_requantize_params_t *p, const uint8_t *in, uint8_t *out)
-{
-    int32_t i;
-    const int32_t n16 = p->size - p->size % 16;
-    for (i = 0; i < p->size; ++i) {
-        out[i] = (uint8_t)te_clamp_s32(te_requant_one(p, in[i], i < n16), 0, 255);
-    }
-}
+TE_REQUANTIZE(te_requantize_s8_s8, int8_t, int8_t, -128, 127)
+TE_REQUANTIZE(te_requantize_u8_s8, uint8_t, int8_t, -128, 127)
+TE_REQUANTIZE(te_requantize_s8_u8, int8_t, uint8_t, 0, 255)
+TE_REQUANTIZE(te_requantize_s8_s16, int8_t, int16_t, -32768, 32767)
+TE_REQUANTIZE(te_requantize_s16_s8, int16_t, int8_t, -128, 127)
+TE_REQUANTIZE(te_requantize_s16_s16, int16_t, int16_t, -32768, 32767)

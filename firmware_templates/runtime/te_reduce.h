@@ -21,9 +21,7 @@ extern "C" {
  * (0 for a reduced dimension). Then, per output element o:
  *     v = requant(acc[o] - sub, mult, shift) + add, clamped to int8,
  * where requant is tflite::MultiplyByQuantizedMultiplier (double rounding,
- * ties of the final shift away from zero), except for the output elements
- * with (o % channels) < round_up_channels, whose final shift breaks ties
- * upward (the oracle's 16-lane vector path, see te_reduce.c). */
+ * ties of the final shift away from zero), the same for every output. */
 typedef struct {
     int32_t rank;                          /* 1..TE_REDUCE_MAX_DIMS */
     int32_t dims[TE_REDUCE_MAX_DIMS];      /* merged input extents, outermost first */
@@ -32,8 +30,6 @@ typedef struct {
     int32_t sub;                           /* subtracted from each sum before requantizing */
     int32_t mult, shift;                   /* requantization multiplier (Q31) and exponent */
     int32_t add;                           /* added after requantizing */
-    int32_t channels;                      /* output period of the tie-breaking rule (>= 1) */
-    int32_t round_up_channels;             /* see above; 0 = always ties away from zero */
 } te_mean_params_t;
 
 /* acc: scratch of out_size int32 accumulators (4-byte aligned). */

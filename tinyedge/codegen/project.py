@@ -98,7 +98,8 @@ def project_files(net: CompiledNetwork, name: str) -> dict[str, str]:
     graph = net.graph
     files = dict(render_network_files(net, name))
     files.update(runtime_files())
-    files["host/host_main.c"] = (templates_dir() / "host" / "host_main.c").read_text()
+    if not board.is_library:  # a library goes into a vendor project: no second main()
+        files["host/host_main.c"] = (templates_dir() / "host" / "host_main.c").read_text()
     ctx = {"board": board, "model_name": name, "model_sha256": graph.sha256,
            "arena_bytes": net.arena_bytes, "version": __version__}
     tdir = templates_dir()
@@ -124,6 +125,7 @@ def generate_project(net: CompiledNetwork, outdir: str | Path, model_name: str |
         "model_name": name,
         "model_sha256": graph.sha256,
         "board": board.name,
+        "target": board.target,
         "arena_bytes": net.arena_bytes,
         "total_macs": net.total_macs,
         "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in graph.input_tensors],

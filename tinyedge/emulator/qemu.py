@@ -15,6 +15,7 @@ killed (SIGTERM, SIGHUP, even SIGKILL).
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -115,10 +116,10 @@ class QemuInstance:
         exe = shutil.which(self.qemu)
         if exe is None:
             raise TinyEdgeError(f"{self.qemu} not found", INSTALL_HINT)
-        _check_elf(self.elf_path)
+        self._check_inputs()
         for _ in range(PORT_ATTEMPTS):
             port = free_port()
-            self.command = qemu_command(self.board, self.elf_path, port, exe, self.extra_args)
+            self.command = self._command(port, exe)
             if self._launch(port):
                 return self
         raise TinyEdgeError(f"QEMU could not bind a free port in {PORT_ATTEMPTS} attempts",
@@ -151,6 +152,15 @@ class QemuInstance:
             raise self._exited_error(f"QEMU exited while in use ({exc.message})") from exc
 
     # ---- internals ------------------------------------------------------
+    def _check_inputs(self) -> None:
+        _check_elf(self.elf_path)
+
+    def _command(self, port: int, exe: str) -> list[str]:
+        return qemu_command(self.board, self.elf_path, port, exe, self.extra_args)
+
+    def _is_ready(self, line: str) -> bool:
+        return READY_MARK in line
+
     def _launch(self, port: int) -> bool:
         """Start QEMU on ``port``; True once it listens, False if the port was taken."""
         with self._lock:
@@ -188,7 +198,7 @@ class QemuInstance:
             line = raw.decode("utf-8", errors="replace")
             with self._lock:
                 self._lines.append(line)
-            if READY_MARK in line:
+            if self._is_ready(line):
                 self._ready.set()
 
     def _tail(self) -> str:
@@ -221,3 +231,59 @@ def _check_elf(path: Path) -> None:
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     """Last resort (garbage collection, interpreter exit): kill our QEMU by pid."""
     procs.stop(proc, grace=0.0)
+
+
+PTY_MARK = re.compile(r"char device redirected to (/dev/pts/\d+) \(label serial0\)")
+
+
+class QemuHaltedInstance(QemuInstance):
+    """QEMU standing in for a board on a desk and its debug probe.
+
+    The machine starts halted (``-S``) with NO firmware loaded (no
+    ``-kernel``), a gdbstub on a free 127.0.0.1 port (``gdb_url``) and the
+    UART on a pseudo-terminal (``pty``, a /dev/pts path that pyserial opens as
+    it opens /dev/ttyACM0). Firmware arrives through the GDB protocol
+    (`tinyedge flash --probe gdb://...`), which also starts it.
+
+    The gdbstub is a ``-chardev socket`` declared before the serial port:
+    QEMU creates it first, so once QEMU has printed the pty's name the
+    gdbstub is listening.
+    """
+
+    def __init__(self, board: Board | str, *, qemu: str = QEMU_BINARY,
+                 extra_args: tuple[str, ...] | list[str] = (), start_timeout: float = 10.0) -> None:
+        super().__init__(board, Path("(no firmware yet: it comes through the gdbstub)"), qemu=qemu,
+                         extra_args=extra_args, start_timeout=start_timeout)
+        self.pty: str | None = None
+
+    @property
+    def gdb_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("QEMU is not started")
+        return f"gdb://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        if self.pty is None:
+            raise RuntimeError("QEMU is not started")
+        return self.pty
+
+    def _check_inputs(self) -> None:
+        qemu_command(self.board, Path(), 0)      # refuses a board without a QEMU machine
+
+    def _command(self, port: int, exe: str) -> list[str]:
+        assert self.board.qemu_machine
+        return [
+            exe, "-M", self.board.qemu_machine, "-nographic", "-monitor", "none", "-S",
+            "-chardev", f"socket,id=gdb0,host=127.0.0.1,port={port},server=on,wait=off,nodelay=on",
+            "-gdb", "chardev:gdb0",
+            "-serial", "pty",
+            "-icount", "shift=0",
+            *self.board.qemu_args, *self.extra_args,
+        ]
+
+    def _is_ready(self, line: str) -> bool:
+        m = PTY_MARK.search(line)
+        if m:
+            self.pty = m.group(1)
+        return m is not None

@@ -1,7 +1,10 @@
 """Broadcast shape logic of the binary int8 ops (ADD, SUB, MUL, MAXIMUM, MINIMUM, PRELU).
 
-Pure host-side shape arithmetic, no registrations: one implementation of what
-TFLite does with two input shapes before an elementwise binary kernel runs.
+Pure host-side shape arithmetic, no registrations.
+
+What TensorFlow Lite Micro needs (its int8 binary kernels compute every element
+with the same recipe, so only *which* input elements pair up matters, not the
+order or any blocking):
 
 - :func:`broadcast_shape`: the output shape, as TFLite's
   ``CalculateShapeForBroadcast`` (kernels/kernel_util.cc) and NumPy: the
@@ -9,35 +12,25 @@ TFLite does with two input shapes before an elementwise binary kernel runs.
   a 1 (the other one wins, also when it is 0).
 - :func:`padded` / :func:`broadcast_strides`: ``RuntimeShape::ExtendedShape``
   (left-padding with 1) and the element strides of an input walked along the
-  output, 0 where the input is broadcast -- what
-  ``NdArrayDescsForElementwiseBroadcast`` (kernels/internal/common.h) gives
-  the reference ``Broadcast*Slow`` kernels.
-- :func:`broadcast_plan`: ``ProcessBroadcastShapes``
-  (kernels/internal/reference/process_broadcast_shapes.h), which picks the
-  oracle's loop structure: no broadcast (one flat pass), the five-fold loop
-  nest of ``optimized_ops::BinaryBroadcastFiveFold`` (with the inputs switched
-  when the second one broadcasts fast, and the five extents ``y0..y4``), or
-  the generic N-D walk. The optimized kernels process 8 or 16 elements per
-  vector block and the rest with scalar code, and the two can round
-  differently, so which elements fall in which block depends on this plan:
-  ADD and MUL reproduce it exactly (te_elementwise.c, te_mul.c).
-- :func:`generic_plan`: our own strided walk with adjacent dimensions merged,
-  for kernels whose every element takes the same recipe (SUB, ADD's generic
-  case), where the walk order cannot change a result.
+  output, 0 where the input is broadcast.
+- :func:`generic_plan`: the walk the kernels run -- the output in order, with
+  extent-1 dimensions dropped and adjacent dimensions merged where both inputs
+  stay contiguous (or stay broadcast), as TFLM's ``BroadcastBinaryOpSimple``
+  (kernels/internal/reference/broadcast_loop.h) fuses its loops; at most
+  :data:`MAX_DIMS` loops, the innermost one a row.
 
-The mode numbers are those of the C enums (``TE_BCAST_*`` in
-te_elementwise.h, ``TE_MUL_*`` in te_mul.h).
+TFLM also calls ``ProcessBroadcastShapes`` (kernels/internal/reference/
+process_broadcast_shapes.h), but only to learn *whether* the shapes differ; the
+x86 TFLite interpreter's five-fold loop nest, whose vector blocks made the walk
+matter, has no counterpart in TFLM.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Sequence, Any
+from dataclasses import dataclass
+from typing import Sequence
 
-MAX_DIMS = 6  # the kernels' loop depth (TE_BCAST_MAX_DIMS, TE_MUL_MAX_DIMS, TE_MINMAX_MAX_DIMS)
-
-# BroadcastableOpCategory: kNonBroadcast, kFirst/kSecondInputBroadcastsFast, kGenericBroadcast
-FLAT, FIVEFOLD, GENERIC = 0, 1, 2
+MAX_DIMS = 6  # the kernels' loop depth (te_broadcast.h TE_BCAST_DIMS)
 
 
 def padded(shape: Sequence[int], rank: int = MAX_DIMS) -> list[int]:
@@ -70,78 +63,22 @@ def broadcast_strides(in_shape: Sequence[int], out_shape: Sequence[int], rank: i
 
 @dataclass
 class BroadcastPlan:
-    """How a binary kernel walks its two inputs.
+    """How a binary kernel walks its two inputs: a strided walk of the output (MAX_DIMS
+    extents, outermost first; the element strides of each input, 0 where it is broadcast)."""
 
-    ``mode``, ``swap`` and ``y`` are ProcessBroadcastShapes' ``broadcast_category``,
-    its switch of the inputs (kSecondInputBroadcastsFast) and ``broadcast_shape[0..4]``;
-    ``out_dims`` / ``strides1`` / ``strides2`` are a strided walk of the output
-    (MAX_DIMS extents, outermost first) for the GENERIC loops."""
-
-    mode: int
-    swap: bool = False
-    y: tuple[int, int, int, int, int] = (1, 1, 1, 1, 1)
-    out_dims: list[int] = field(default_factory=list)
-    strides1: list[int] = field(default_factory=list)
-    strides2: list[int] = field(default_factory=list)
-
-
-def _fast_input(e0: list[int], e1: list[int]) -> bool | None:
-    """ProcessBroadcastShapes' first loop, from the innermost dimension: True when input 1
-    broadcasts fast, False when input 2 does, None for a generic broadcast."""
-    for x, y in zip(reversed(e0), reversed(e1)):
-        if x == y:
-            continue
-        if x == 1:
-            return True
-        if y == 1:
-            return False
-        return None
-    raise AssertionError("equal shapes have no broadcast category")
-
-
-def _fivefold_extents(a: list[int], b: list[int]) -> tuple[tuple[int, int, int, int, int], bool]:
-    """The five extents y0..y4 of ``a`` (the input broadcast fast) against ``b``, greedily
-    from the innermost dimension, and whether dimensions were left over (then TFLite falls
-    back to the generic broadcast, keeping the extents computed so far)."""
-    y = [1, 1, 1, 1, 1]
-    i = len(a) - 1
-    # TFLite's five greedy loops, innermost dimension first: extents equal (y4), a broadcast
-    # (y3), equal (y2), b broadcast (y1), equal (y0); each multiplies in the output extent.
-    loops: tuple[tuple[int, list[int] | None], ...] = ((4, None), (3, a), (2, None), (1, b), (0, None))
-    for slot, broadcast in loops:
-        while i >= 0 and (a[i] == b[i] if broadcast is None else broadcast[i] == 1):
-            y[slot] *= b[i] if a[i] == 1 else a[i]
-            i -= 1
-    return (y[0], y[1], y[2], y[3], y[4]), i >= 0
-
-
-def broadcast_plan(s1: Sequence[int], s2: Sequence[int]) -> BroadcastPlan:
-    """TFLite's ProcessBroadcastShapes for inputs of shapes ``s1`` and ``s2``, with the
-    (unmerged) strided walk of their broadcast. Like TFLite, a fivefold attempt that
-    fails on an outer dimension is GENERIC but keeps its ``swap`` and partial ``y``."""
-    out = broadcast_shape(s1, s2)
-    if out is None:
-        raise ValueError(f"shapes {list(s1)} and {list(s2)} do not broadcast")
-    walk: dict[str, Any] = {"out_dims": padded(out), "strides1": broadcast_strides(s1, out),
-                            "strides2": broadcast_strides(s2, out)}
-    rank = len(out)
-    e0, e1 = padded(s1, rank), padded(s2, rank)
-    if e0 == e1:
-        return BroadcastPlan(FLAT, **walk)
-    first_fast = _fast_input(e0, e1)
-    if first_fast is None:
-        return BroadcastPlan(GENERIC, **walk)
-    swap = not first_fast
-    y, left_over = _fivefold_extents(e1, e0) if swap else _fivefold_extents(e0, e1)
-    return BroadcastPlan(GENERIC if left_over else FIVEFOLD, swap, y, **walk)
+    out_dims: list[int]
+    strides1: list[int]
+    strides2: list[int]
 
 
 def generic_plan(s1: Sequence[int], s2: Sequence[int]) -> BroadcastPlan:
-    """A GENERIC walk over the broadcast of ``s1`` and ``s2`` with extent-1 dimensions
+    """The walk over the broadcast of ``s1`` and ``s2`` with extent-1 dimensions
     dropped and adjacent dimensions merged wherever both inputs stay contiguous (or both
     stay broadcast), so that the innermost dimension -- one kernel row -- is as long as
     possible. Only for kernels whose every element takes the same recipe (the walk order
-    does not matter there); not a TFLite structure."""
+    does not matter there), which is every int8 binary kernel of TFLM. TFLM's
+    BroadcastBinaryOpSimple fuses loops the same way (up to 8 of them; here the
+    inputs have rank <= 6, so <= 6 loops remain)."""
     out = broadcast_shape(s1, s2)
     if out is None:
         raise ValueError(f"shapes {list(s1)} and {list(s2)} do not broadcast")
@@ -158,5 +95,5 @@ def generic_plan(s1: Sequence[int], s2: Sequence[int]) -> BroadcastPlan:
     if len(dims) > MAX_DIMS:  # cannot happen for rank <= 6 inputs; keep the loops exact anyway
         raise ValueError(f"broadcast of {list(s1)} and {list(s2)} needs more than {MAX_DIMS} loops")
     full = [[1, 0, 0]] * (MAX_DIMS - len(dims)) + dims
-    return BroadcastPlan(GENERIC, out_dims=[d[0] for d in full],
-                         strides1=[d[1] for d in full], strides2=[d[2] for d in full])
+    return BroadcastPlan(out_dims=[d[0] for d in full], strides1=[d[1] for d in full],
+                         strides2=[d[2] for d in full])

@@ -15,7 +15,7 @@ import numpy as np
 from tinyedge import quant
 from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.ops.base import ConstArray, LowerCtx, activation_name
-from tinyedge.ops.broadcast import broadcast_shape, padded
+from tinyedge.ops.broadcast import broadcast_shape, generic_plan, padded
 
 SUPPORTED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 MAX_DIMS = 6  # te_shape.h TE_SHAPE_MAX_DIMS
@@ -156,6 +156,15 @@ def normalize_axis(axis: int, rank: int) -> int | None:
 def c_int_list(values: Sequence[int]) -> str:
     """A C initializer for an int32_t array field: ``{1, 2, 3}``."""
     return "{" + ", ".join(str(int(v)) for v in values) + "}"
+
+
+def bcast_walk(s1: Sequence[int], s2: Sequence[int]) -> str:
+    """The C initializer of a ``te_bcast_t`` (runtime te_broadcast.h): the output of an
+    elementwise binary op over inputs of shapes ``s1`` and ``s2`` walked as rows, with
+    dimensions merged by :func:`tinyedge.ops.broadcast.generic_plan` (for kernels whose every
+    element takes the same recipe, so the walk order cannot change a result)."""
+    plan = generic_plan(s1, s2)
+    return "{" + ", ".join(c_int_list(v) for v in (plan.out_dims, plan.strides1, plan.strides2)) + "}"
 
 
 def c_list(values: Sequence[int], n: int = MAX_DIMS) -> str:

@@ -1,28 +1,34 @@
-"""Elementwise binary ops with broadcast: ADD -> ``te_add_s8``, SUB -> ``te_sub_s8`` (int8).
+"""Elementwise binary ops with broadcast: ADD -> ``te_add_s8`` / ``te_add_s16``, SUB ->
+``te_sub_s8`` / ``te_sub_s16`` (int8 or int16, all three tensors the same type).
 
-What the oracle computes (TFLite builtin kernels/add.cc, 8-bit general path;
-C side and the three integer recipes in firmware_templates/runtime/te_elementwise.c):
+What TensorFlow Lite Micro computes (micro/kernels/add.cc + add_common.cc,
+sub.cc + sub_common.cc; C side in firmware_templates/runtime/te_elementwise.c):
 
 - Prepare, in double: ``twice_max = 2 * max(s1, s2)``, input multipliers
   ``s1 / twice_max`` and ``s2 / twice_max``, output multiplier
-  ``twice_max / (2^20 * s_out)``, each through QuantizeMultiplierSmallerThanOneExp;
-  ``left_shift = 20``; the fused activation range from the output quantization.
-- Eval: ``ProcessBroadcastShapes`` (kernels/internal/reference/process_broadcast_shapes.h)
-  picks no broadcast, a five-fold loop nest, or the generic 6-D loop; which
-  elements go through the vector or the scalar recipe depends on it, so the
-  same plan is computed (tinyedge/ops/broadcast.py, :func:`broadcast_plan`) and
-  passed to the kernel.
-
-SUB (TFLite kernels/sub.cc): the same Prepare arithmetic (input 2's multiplier
-positive), but for int8 the oracle always runs reference_ops::Sub /
-BroadcastQuantSubSlow: every element through the reference recipe with a
-subtraction, whatever the broadcast. The lowering therefore passes no
-five-fold plan, only "same shapes" or a generic walk, with dimensions merged
-on the host (broadcast.py's :func:`generic_plan`) so the kernel's inner rows are long. It
-refuses an output multiplier >= 1 (output scale below ``2 * max(s1, s2) / 2^20``):
-newer sub.cc then quantizes it "greater than one" but still calls
-MultiplyByQuantizedMultiplierSmallerThanOneExp, a negative shift whose result
-is compiler-defined (measured: the oracle outputs only -1/0/1 there).
+  ``twice_max / (2^20 * s_out)``, each through
+  ``QuantizeMultiplierSmallerThanOneExp``; ``left_shift = 20`` for int8, 15
+  for int16 (then ``2^15`` replaces ``2^20`` above); the fused activation
+  range from the output quantization
+  (``CalculateActivationRangeQuantized``). SUB uses the same numbers: the TFLM
+  source tree reads as if sub_common.cc derived them in float32, but the pinned
+  wheel computes them in double (measured: tests/test_ops_sub.py has scale
+  configurations where the two derivations give different outputs, and the
+  wheel follows the double one).
+- Eval: every element through one recipe, whatever the broadcast
+  (reference_integer_ops::AddFunc via ElementWise / BroadcastBinaryFunction6DSlow
+  for int8, reference_ops::AddElementwise / BroadcastAdd6DSlow for int16;
+  reference_ops::SubElementwise / BroadcastQuantSubSlow for SUB): no vector
+  blocks, no position-dependent rounding. So the walk order is free: the
+  lowering passes one strided walk of the output with adjacent dimensions
+  merged (:func:`tinyedge.ops.common.bcast_walk`, runtime te_broadcast.h),
+  which is a single row when the shapes are equal.
+- ``QuantizeMultiplierSmallerThanOneExp`` aborts the interpreter
+  (``TFLITE_CHECK_LT(double_multiplier, 1.)``) when the output multiplier is
+  >= 1, i.e. when the output scale is below ``2 * max(s1, s2) / 2^20``
+  (``2^15`` for int16): TFLM gives no answer there, and ``check`` refuses the
+  op with that reason. TFLM puts no condition on the zero points, nor does
+  tinyedge (measured for int16 too).
 """
 
 from __future__ import annotations
@@ -31,60 +37,61 @@ import numpy as np
 
 from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, activation_name, register
-from tinyedge.ops.broadcast import (
-    FIVEFOLD,
-    FLAT,
-    GENERIC,
-    MAX_DIMS,
-    BroadcastPlan,
-    broadcast_plan,
-    broadcast_shape,
-    generic_plan,
-)
+from tinyedge.ops.broadcast import MAX_DIMS, broadcast_shape
+from tinyedge.ops.common import bcast_walk, shape_str
 from tinyedge.quant import activation_range, quantize_multiplier
 
 SUPPORTED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+LEFT_SHIFT = {"int8": 20, "int16": 15}  # add_common.cc / sub_common.cc
+RANGE = {"int8": (-128, 127), "int16": (-32768, 32767)}
+SUFFIX = {"int8": "s8", "int16": "s16"}
 
-# the TE_BCAST_* names of te_elementwise.h
-BCAST_NONE, BCAST_FIVEFOLD, BCAST_GENERIC = FLAT, FIVEFOLD, GENERIC
 
-
-def add_multipliers(s1: float, s2: float, s_out: float, opcode: str = "ADD") -> dict[str, int]:
-    """TFLite add.cc Prepare (8-bit), also sub.cc's PrepareGeneralSubOp: the three
-    multipliers and shifts, computed in double."""
+def add_multipliers(s1: float, s2: float, s_out: float, opcode: str = "ADD",
+                    dtype: str = "int8") -> dict[str, int]:
+    """TFLM's CalculateOpDataAdd / CalculateOpDataSub: the three multipliers and shifts,
+    computed in double from the float32 scales. Raises ValueError where
+    QuantizeMultiplierSmallerThanOneExp would abort TFLM (a multiplier not in (0, 1))."""
     f1, f2, fo = (float(np.float32(s)) for s in (s1, s2, s_out))
+    if not (f1 > 0 and f2 > 0 and fo > 0):
+        raise ValueError(f"{opcode}: every scale must be positive (got {f1:.3g}, {f2:.3g}, {fo:.3g}); "
+                         "TFLM's QuantizeMultiplierSmallerThanOneExp aborts otherwise")
+    left_shift = LEFT_SHIFT[dtype]
     twice_max = 2.0 * max(f1, f2)
+    real_out = twice_max / (float(1 << left_shift) * fo)
+    if real_out >= 1.0:
+        raise ValueError(f"{opcode} output multiplier >= 1: output scale {fo:.3g} is below 2 * max input "
+                         f"scale / 2^{left_shift} = {twice_max / (1 << left_shift):.3g}; TFLM aborts there "
+                         "(QuantizeMultiplierSmallerThanOneExp: TFLITE_CHECK_LT(multiplier, 1))")
     m1, sh1 = quantize_multiplier(f1 / twice_max)
     m2, sh2 = quantize_multiplier(f2 / twice_max)
-    mo, sho = quantize_multiplier(twice_max / (float(1 << 20) * fo))
-    for sh in (sh1, sh2, sho):
-        if sh > 0:
-            raise ValueError(f"{opcode} multiplier >= 1 (QuantizeMultiplierSmallerThanOneExp would fail): "
-                             f"output scale {fo:.3g} is below 2 * max input scale / 2^20")
+    mo, sho = quantize_multiplier(real_out)
+    if sho > 0:  # real_out rounded up to 1.0 in Q31: TFLITE_CHECK_LE(shift, 0) aborts
+        raise ValueError(f"{opcode} output multiplier rounds to 1 (output scale {fo:.3g}); TFLM aborts there "
+                         "(QuantizeMultiplierSmallerThanOneExp: TFLITE_CHECK_LE(shift, 0))")
     return {"in1_mult": m1, "in1_shift": sh1, "in2_mult": m2, "in2_shift": sh2,
             "out_mult": mo, "out_shift": sho}
 
 
-def _c_array(values: list[int]) -> str:
-    return "{" + ", ".join(str(int(v)) for v in values) + "}"
-
-
 def _check_binary(op: Operator, graph: Graph) -> list[str]:
-    """ADD / SUB: int8 per-tensor, broadcastable shapes up to 6-D, a supported activation."""
+    """ADD / SUB: int8 or int16 per-tensor (all the same type), broadcastable shapes up to
+    6-D, a supported activation, multipliers TFLM's Prepare accepts."""
     problems: list[str] = []
     if len(op.inputs) != 2 or len(op.outputs) != 1 or min(op.inputs) < 0:
         return [f"{op.opcode} needs 2 inputs and 1 output"]
     a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
     y = graph.tensor(op.outputs[0])
     for role, t in (("input 1", a), ("input 2", b), ("output", y)):
-        if t.dtype != "int8":
-            problems.append(f"{role} dtype {t.dtype} is not supported (int8 only)")
+        if t.dtype not in LEFT_SHIFT:
+            problems.append(f"{role} dtype {t.dtype} is not supported (int8 or int16)")
+        elif t.dtype != y.dtype:
+            problems.append(f"{role} dtype {t.dtype} differs from the output's {y.dtype} (TFLM takes one type)")
         elif t.quant is None:
             problems.append(f"{role} is not quantized")
         elif t.quant.per_channel:
             problems.append(f"{role} is quantized per channel (per-tensor only)")
         if len(t.shape) > MAX_DIMS:
-            problems.append(f"{role} has rank {len(t.shape)} (at most {MAX_DIMS})")
+            problems.append(f"{role} has rank {len(t.shape)} (at most {MAX_DIMS}, TFLM's RuntimeShape limit)")
     act = activation_name(op)
     if act not in SUPPORTED_ACTIVATIONS:
         problems.append(f"fused activation {act} is not supported (NONE, RELU, RELU6, RELU_N1_TO_1)")
@@ -96,7 +103,7 @@ def _check_binary(op: Operator, graph: Graph) -> list[str]:
     elif int(np.prod(out, dtype=np.int64)) != y.size:
         problems.append(f"output shape {list(y.shape)} is not the broadcast shape {list(out)}")
     try:
-        add_multipliers(a.scale, b.scale, y.scale, op.opcode)
+        add_multipliers(a.scale, b.scale, y.scale, op.opcode, y.dtype)
     except ValueError as exc:
         problems.append(str(exc))
     return problems
@@ -107,95 +114,60 @@ def _operand(ctx: LowerCtx, t: Tensor, suffix: str, consts: list[ConstArray]) ->
     if not t.is_const:
         return ctx.ptr(t.index)
     name = ctx.name(suffix)
-    consts.append(ConstArray(name=name, ctype="int8_t", values=t.array().astype(np.int8).reshape(-1),
+    ctype = f"{t.dtype}_t"
+    consts.append(ConstArray(name=name, ctype=ctype, values=t.array().astype(t.dtype).reshape(-1),
                              comment=f"constant operand {t.name} ({t.describe()})"))
     return name
 
 
 def _quant_params(op: Operator, g: Graph) -> tuple[dict[str, object], str]:
-    """The quantization fields of the parameter block (add.cc / sub.cc Prepare) and a
+    """The quantization fields of the parameter block (CalculateOpDataAdd / Sub) and a
     description of the activation."""
     a, b = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
     y = g.tensor(op.outputs[0])
     act = activation_name(op)
-    act_min, act_max = activation_range(act, y.scale, y.zero_point)
+    act_min, act_max = activation_range(act, y.scale, y.zero_point, *RANGE[y.dtype])
     params: dict[str, object] = {
         "in1_offset": -a.zero_point, "in2_offset": -b.zero_point, "out_offset": y.zero_point,
-        "left_shift": 20,
-        **add_multipliers(a.scale, b.scale, y.scale, op.opcode),
+        "left_shift": LEFT_SHIFT[y.dtype],
+        **add_multipliers(a.scale, b.scale, y.scale, op.opcode, y.dtype),
         "act_min": act_min, "act_max": act_max,
     }
     return params, f"activation {act} [{act_min}, {act_max}]"
 
 
-def _plan_params(plan: BroadcastPlan, size: int) -> tuple[dict[str, object], str]:
-    """The broadcast-plan fields of the parameter block and a description."""
-    params: dict[str, object] = {
-        "mode": {BCAST_NONE: "TE_BCAST_NONE", BCAST_FIVEFOLD: "TE_BCAST_FIVEFOLD",
-                 BCAST_GENERIC: "TE_BCAST_GENERIC"}[plan.mode],
-        "size": size,
-    }
-    how = "same shapes"
-    if plan.mode == BCAST_FIVEFOLD:
-        params["swap"] = int(plan.swap)
-        params["y"] = _c_array(list(plan.y))
-        how = f"five-fold broadcast y={list(plan.y)}{' (inputs swapped)' if plan.swap else ''}"
-    elif plan.mode == BCAST_GENERIC:
-        params["out_dims"] = _c_array(plan.out_dims)
-        params["in1_strides"] = _c_array(plan.strides1)
-        params["in2_strides"] = _c_array(plan.strides2)
-        how = "generic broadcast"
-    return params, how
-
-
-def _lower_binary(op: Operator, ctx: LowerCtx, plan: BroadcastPlan, kernel: str, sign: str) -> Lowered:
+def _lower_binary(op: Operator, ctx: LowerCtx, kernel: str, sign: str) -> Lowered:
     g = ctx.graph
     a, b = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
     y = g.tensor(op.outputs[0])
+    fn = f"{kernel}_{SUFFIX[y.dtype]}"
     quant, act = _quant_params(op, g)
-    bcast, how = _plan_params(plan, y.size)
+    how = "same shapes" if a.shape == b.shape else "broadcast"
     consts: list[ConstArray] = []
     p1 = _operand(ctx, a, "input1", consts)
     p2 = _operand(ctx, b, "input2", consts)
     pname = ctx.name("params")
-    shape = lambda t: "x".join(map(str, t.shape)) or "scalar"  # noqa: E731
     return Lowered(
-        comment=f"{op.opcode} {shape(a)} {sign} {shape(b)} -> {shape(y)} ({how}), {act}",
-        call=f"{kernel}(&{pname}, {p1}, {p2}, {ctx.ptr(op.outputs[0])});",
-        params_type=f"{kernel.removesuffix('_s8')}_params_t",
-        params={**quant, **bcast},
+        comment=f"{op.opcode} {y.dtype} {shape_str(a)} {sign} {shape_str(b)} -> {shape_str(y)} ({how}), {act}",
+        call=f"{fn}(&{pname}, {p1}, {p2}, {ctx.ptr(op.outputs[0])});",
+        params_type=f"{kernel}_params_t",
+        params={**quant, "walk": bcast_walk(a.shape, b.shape)},
         params_name=pname,
         consts=consts,
     )
 
 
 def _lower_add(op: Operator, ctx: LowerCtx) -> Lowered:
-    a, b = ctx.graph.tensor(op.inputs[0]), ctx.graph.tensor(op.inputs[1])
-    plan = broadcast_plan(a.shape, b.shape)
-    if plan.mode == BCAST_GENERIC:  # recipe (B) everywhere: the walk order is free
-        plan = generic_plan(a.shape, b.shape)
-    return _lower_binary(op, ctx, plan, "te_add_s8", "+")
+    return _lower_binary(op, ctx, "te_add", "+")
 
 
 def _lower_sub(op: Operator, ctx: LowerCtx) -> Lowered:
-    a, b = ctx.graph.tensor(op.inputs[0]), ctx.graph.tensor(op.inputs[1])
-    plan = broadcast_plan(a.shape, b.shape)
-    if plan.mode != BCAST_NONE:  # the oracle's int8 SUB has no five-fold vector paths
-        plan = generic_plan(a.shape, b.shape)
-    return _lower_binary(op, ctx, plan, "te_sub_s8", "-")
+    return _lower_binary(op, ctx, "te_sub", "-")
 
 
-register(OpSpec(
-    name="ADD",
-    lower=_lower_add,
-    check=_check_binary,
-    constraints="int8; broadcast up to 6-D; fused NONE/RELU/RELU6/RELU_N1_TO_1",
-))
+_CONSTRAINTS = ("int8 or int16 (one type for all three tensors), per-tensor; broadcast up to 6-D; "
+                "fused NONE/RELU/RELU6/RELU_N1_TO_1; output multiplier < 1 (output scale >= 2*max input "
+                "scale / 2^20, 2^15 for int16, else TFLM aborts)")
 
-register(OpSpec(
-    name="SUB",
-    lower=_lower_sub,
-    check=_check_binary,
-    constraints=("int8 per-tensor; broadcast up to 6-D; fused NONE/RELU/RELU6/RELU_N1_TO_1; "
-                 "output multiplier < 1 (output scale >= 2*max input scale / 2^20)"),
-))
+register(OpSpec(name="ADD", lower=_lower_add, check=_check_binary, constraints=_CONSTRAINTS))
+register(OpSpec(name="SUB", lower=_lower_sub, check=_check_binary, constraints=_CONSTRAINTS))

@@ -1,18 +1,19 @@
 """MAXIMUM and MINIMUM, int8 with broadcast -> ``te_maximum_s8`` / ``te_minimum_s8``.
 
-The oracle (TFLite kernels/maximum_minimum.cc) compares the raw int8 values
-and copies the larger / smaller one: no requantization, the quantization of
-the inputs and the output is never read. The converter gives all three the
-same scale and zero point, which is what makes that correct; a model whose
-tensors disagree is still computed exactly as the oracle does (raw compare).
+TensorFlow Lite Micro (micro/kernels/maximum_minimum.cc,
+reference_ops::MaximumMinimumBroadcastSlow) compares the raw int8 values and
+copies the larger / smaller one: no requantization, the quantization of the
+inputs and the output is never read. The converter gives all three the same
+scale and zero point, which is what makes that correct; a model whose tensors
+disagree is still computed exactly as TFLM does (raw compare).
 """
 
 from __future__ import annotations
 
 from tinyedge.model.ir import Graph, Operator
 from tinyedge.ops.base import LowerCtx, Lowered, OpSpec, register
-from tinyedge.ops.broadcast import FLAT, MAX_DIMS, broadcast_plan
-from tinyedge.ops.common import binary_shape_problems, c_int_list, int8_operand, int8_tensor_problems
+from tinyedge.ops.broadcast import MAX_DIMS
+from tinyedge.ops.common import bcast_walk, binary_shape_problems, int8_operand, int8_tensor_problems
 
 
 def _check(op: Operator, graph: Graph) -> list[str]:
@@ -31,21 +32,15 @@ def _lower(op: Operator, ctx: LowerCtx, kernel: str) -> Lowered:
     g = ctx.graph
     a, b = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
     y = g.tensor(op.outputs[0])
-    plan = broadcast_plan(a.shape, b.shape)  # FLAT: same shapes; otherwise only its strided walk is used
-    bcast = plan.mode != FLAT
     name1, consts1 = int8_operand(ctx, op.inputs[0], "in1")
     name2, consts2 = int8_operand(ctx, op.inputs[1], "in2")
     pname = ctx.name("params")
+    walk = "flat" if list(a.shape) == list(b.shape) else "broadcast"
     return Lowered(
-        comment=(f"{op.opcode} {list(a.shape)}, {list(b.shape)} -> {list(y.shape)} "
-                 f"({'broadcast' if bcast else 'flat'}), raw int8 compare"),
+        comment=f"{op.opcode} {list(a.shape)}, {list(b.shape)} -> {list(y.shape)} ({walk}), raw int8 compare",
         call=f"{kernel}(&{pname}, {name1}, {name2}, {ctx.ptr(op.outputs[0])});",
         params_type="te_minmax_params_t",
-        params={
-            "broadcast": int(bcast), "size": y.size,
-            "out_dims": c_int_list(plan.out_dims),
-            "in1_strides": c_int_list(plan.strides1), "in2_strides": c_int_list(plan.strides2),
-        },
+        params={"walk": bcast_walk(a.shape, b.shape)},
         params_name=pname,
         consts=consts1 + consts2,
     )

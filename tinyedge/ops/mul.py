@@ -1,53 +1,37 @@
 """MUL, int8 with broadcast and fused activation -> ``te_mul_s8``.
 
-What the oracle computes (TFLite kernels/mul.cc, generic-optimized kernel;
-C side in firmware_templates/runtime/te_mul.c):
+What TensorFlow Lite Micro computes (micro/kernels/mul_common.cc; C side in
+firmware_templates/runtime/te_mul.c):
 
-- Prepare: ``real = input1.scale * input2.scale / output.scale`` evaluated in
-  float32 (the ``params.scale`` fields are floats) and only then widened to
-  double for ``QuantizeMultiplier``; the fused activation range is
+- Prepare (CalculateOpDataMul): ``real = double(s1) * double(s2) / double(s_out)``
+  in double precision (TFLite's own MUL takes the product in float32 first;
+  TFLM does not), then ``QuantizeMultiplier``; the fused activation range is
   ``CalculateActivationRangeQuantized``.
-- Eval: ``clamp(zp_out + MBQM((x1 - zp1) * (x2 - zp2)))``, walked in one of
-  three ways chosen by ``ProcessBroadcastShapes``: flat, TFLite's "fivefold"
-  broadcast loops, or the generic N-D broadcast. The way matters for
-  bit-exactness only through the 16-element NEON blocks of the flat and
-  fivefold paths (see te_mul.c), so the walk is reproduced exactly.
+- Eval: ``clamp(zp_out + MultiplyByQuantizedMultiplier((x1 - zp1) * (x2 - zp2)))``
+  for every output element, with or without broadcast (MulElementwise /
+  BroadcastMul6DSlow): no vector blocks, so the walk is free and the host
+  merges dimensions (:func:`tinyedge.ops.common.bcast_walk`).
 
-The broadcast shape logic (ProcessBroadcastShapes, strides) is
-tinyedge/ops/broadcast.py. Also here, shared with minmax.py and
-activations.py: the per-tensor int8 / broadcast shape checks and
-:func:`operand`, which names an input in C whether it is an activation
-in the arena or a constant tensor re-emitted as an array.
+int16 MUL (TFLM's other quantized variant) is not supported: no other tinyedge
+op produces int16 activations.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from tinyedge.model.ir import Graph, Operator
+from tinyedge.ops.base import LowerCtx, Lowered, OpSpec, activation_name, register
+from tinyedge.ops.broadcast import MAX_DIMS
+from tinyedge.ops.common import (SUPPORTED_ACTIVATIONS, bcast_walk, binary_shape_problems, int8_operand,
+                                 int8_tensor_problems)
+from tinyedge.quant import activation_range, quantize_multiplier
 
-import numpy as np
-
-from tinyedge.model.ir import Graph, Operator, Tensor
-from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, activation_name, register
-from tinyedge.ops.common import SUPPORTED_ACTIVATIONS, binary_shape_problems, c_int_list, int8_operand, int8_tensor_problems
-from tinyedge.ops.broadcast import FIVEFOLD, FLAT, GENERIC, MAX_DIMS, broadcast_plan, broadcast_shape, padded
-from tinyedge.quant import activation_range, f32, quantize_multiplier
-
-# the TE_MUL_* names of te_mul.h
-
-
-# ---- helpers shared by mul, minmax, activations ------------------------------------
-
-
-# ---- checks shared with the other binary / unary int8 ops -----------------------
-
-
-# ---- MUL ---------------------------------------------------------------------------
+# CalculateActivationRangeQuantized refuses a bound whose zp + round(bound / scale) leaves int32
+_ACTIVATION_BOUND = {"RELU6": 6.0, "RELU_N1_TO_1": 1.0}
 
 
 def mul_real_multiplier(s1: float, s2: float, s_out: float) -> float:
-    """mul.cc Prepare: ``input1->params.scale * input2->params.scale / output->params.scale``
-    in float32, widened to double."""
-    return f32(f32(f32(s1) * f32(s2)) / f32(s_out))
+    """TFLM's MUL Prepare: ``double(s1) * double(s2) / double(s_out)`` (the scales are float32)."""
+    return float(s1) * float(s2) / float(s_out)
 
 
 def _check(op: Operator, graph: Graph) -> list[str]:
@@ -65,6 +49,10 @@ def _check(op: Operator, graph: Graph) -> list[str]:
     problems += binary_shape_problems("MUL", a, b, y, MAX_DIMS)
     if not problems and mul_real_multiplier(a.scale, b.scale, y.scale) <= 0:
         problems.append("the scales give a non-positive multiplier")
+    bound = _ACTIVATION_BOUND.get(act)
+    if not problems and bound is not None and bound / y.scale >= 2.0**31 - 256:
+        problems.append(f"output scale {y.scale:g} is too small for {act}: TFLM's "
+                        "CalculateActivationRangeQuantized refuses a bound beyond int32")
     return problems
 
 
@@ -80,12 +68,10 @@ def _lower(op: Operator, ctx: LowerCtx) -> Lowered:
     real = mul_real_multiplier(a.scale, b.scale, y.scale)
     mult, shift = quantize_multiplier(real)
     act_min, act_max = activation_range(act, y.scale, y.zero_point)
-    plan = broadcast_plan(a.shape, b.shape)
     name1, consts1 = int8_operand(ctx, op.inputs[0], "in1")
     name2, consts2 = int8_operand(ctx, op.inputs[1], "in2")
     pname = ctx.name("params")
-    walk = {FLAT: "flat", FIVEFOLD: f"fivefold y={list(plan.y)}{' swapped' if plan.swap else ''}",
-            GENERIC: "generic broadcast"}[plan.mode]
+    walk = "flat" if list(a.shape) == list(b.shape) else "broadcast"
     return Lowered(
         comment=(f"MUL {list(a.shape)} x {list(b.shape)} -> {list(y.shape)} ({walk}), "
                  f"real multiplier {real:.9g}, activation {act} [{act_min}, {act_max}]"),
@@ -94,9 +80,7 @@ def _lower(op: Operator, ctx: LowerCtx) -> Lowered:
         params={
             "in1_offset": -a.zero_point, "in2_offset": -b.zero_point, "out_offset": y.zero_point,
             "out_mult": mult, "out_shift": shift, "act_min": act_min, "act_max": act_max,
-            "mode": plan.mode, "size": y.size, "swap": int(plan.swap), "y": c_int_list(plan.y),
-            "out_dims": c_int_list(plan.out_dims),
-            "in1_strides": c_int_list(plan.strides1), "in2_strides": c_int_list(plan.strides2),
+            "walk": bcast_walk(a.shape, b.shape),
         },
         params_name=pname,
         consts=consts1 + consts2,

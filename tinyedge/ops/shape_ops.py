@@ -3,30 +3,42 @@
 Kernels in firmware_templates/runtime/te_shape.c.
 
 CONCATENATION, SPLIT, SPLIT_V, PAD, PADV2, STRIDED_SLICE, TRANSPOSE, TILE and
-RESIZE_NEAREST_NEIGHBOR copy bytes: the oracle's kernels for them do no
-arithmetic on the values, so every output byte is an input byte (or the pad
-value). What has to match the oracle is *which* byte goes where; that is
-resolved here, on the host, from the constant operands:
+RESIZE_NEAREST_NEIGHBOR copy bytes: TensorFlow Lite Micro's kernels for them
+(micro/kernels/*.cc, reference kernels) do no arithmetic on the values, so
+every output byte is an input byte (or the pad value). What has to match is
+*which* byte goes where; that is resolved here, on the host, from the constant
+operands, and what TFLM's Prepare refuses is refused here with its reason:
 
-- STRIDED_SLICE: begin/end/strides and the begin/end/shrink masks resolved
-  like TFLite's StridedSliceStartForAxis / StridedSliceEndForAxis
+- STRIDED_SLICE (strided_slice_common.cc): rank <= 4 ("input dim should not
+  exceed 4"); begin/end/strides and the begin/end/shrink masks resolved like
+  StridedSliceStartForAxis / StridedSliceEndForAxis
   (kernels/internal/strided_slice_logic.h; the iteration is Python's
   ``range(start, end, stride)``); the result must reproduce the output shape
-  stored in the model, else the op is refused.
-- RESIZE_NEAREST_NEIGHBOR: the oracle's int8 kernel is the reference one
+  stored in the model, else the op is refused. TFLM silently ignores the
+  ellipsis and new-axis masks (it zeroes them); we refuse them rather than
+  compute something else than TensorFlow meant.
+- TRANSPOSE (transpose_common.cc): rank <= 5, a constant int32 permutation of
+  non-negative entries ("permutations array is out of bounds" otherwise).
+- RESIZE_NEAREST_NEIGHBOR: TFLM's kernel is the reference one
   (kernels/internal/reference/resize_nearest_neighbor.h, GetNearestNeighbor),
   which computes source indices in float32; :func:`nearest_indices`
   reproduces that float32 arithmetic with numpy float32 scalars.
-- CONCATENATION: TFLite's int8 kernel refuses inputs whose scale or zero point
-  differ from the output's (concatenation.cc, Prepare), so there is never a
+- CONCATENATION (concatenation.cc): at most 10 inputs (kMaxInputNum), rank <=
+  6, and for int8 every input's scale and zero point equal to the output's
+  ("no re-scaling needed for Int8 quantized kernel"), so there is never a
   requantization to reproduce; we refuse the same models.
-- PAD: the pad value is the output zero point; PADV2: the raw int8 of the
-  constant_values tensor, whose quantization must equal the output's (pad.cc).
-- TILE (tile.cc): the oracle copies raw bytes for every element type, any
-  rank (measured to rank 8), and checks only that input and output types are
-  equal -- not their quantization (measured: a differing output scale/zero
-  point gets the input's bytes unchanged). We do the same, on bytes, as a
-  short sequence of strided copies planned by :func:`tile_steps`.
+- PAD / PADV2 (pad_common.cc): rank <= 5, constant int32 paddings (TFLM reads
+  them as int32); the pad value is the output zero point, or for PADV2 the raw
+  int8 of the constant_values tensor, whose quantization must equal the
+  output's.
+- SPLIT / SPLIT_V (split.cc, split_v.cc): a constant int32 axis (TFLM reads it
+  as int32).
+- TILE: TFLM has no kernel for it (tinyedge runs it anyway; such a model is
+  compared with the TFLite interpreter, tile.cc): raw bytes for every element
+  type, any rank (measured to rank 8), input and output types equal -- not
+  their quantization (measured: a differing output scale/zero point gets the
+  input's bytes unchanged). We do the same, on bytes, as a short sequence of
+  strided copies planned by :func:`tile_steps`.
 
 SQUEEZE and EXPAND_DIMS emit no code: their output shares the input's buffer
 (``alias_input``), as RESHAPE does.
@@ -56,8 +68,10 @@ from tinyedge.ops.common import (
     shape_str,
 )
 
-# the ranks the oracle accepts (measured: PAD/PADV2 refuse rank 6 in Prepare)
-ORACLE_MAX_DIMS = {"PAD": 5, "PADV2": 5, "STRIDED_SLICE": 6, "TRANSPOSE": 6}
+# the ranks TFLM's Prepare accepts (pad_common.cc PadKernelMaxDimensionCount(), strided_slice_common.cc
+# kMaxDim, transpose_common.cc "only supports 1D-5D input arrays")
+TFLM_MAX_DIMS = {"PAD": 5, "PADV2": 5, "STRIDED_SLICE": 4, "TRANSPOSE": 5}
+CONCAT_MAX_INPUTS = 10  # concatenation.cc kMaxInputNum
 # ---------------------------------------------------------------------------- helpers
 
 
@@ -137,15 +151,18 @@ def check_data_in_out(op: Operator, graph: Graph, max_rank: int) -> list[str]:
 
 
 def transpose_perm(op: Operator, graph: Graph) -> list[int] | str:
-    """The permutation (negative entries normalized, as the oracle accepts them)
-    or why it is unusable."""
+    """The permutation, or why it is unusable (TFLM's TransposePrepare: a constant
+    int32 vector of ``rank`` entries, each in [0, rank))."""
     perm = const_ints(graph, op.inputs[1])
-    if perm is None:
-        return "the permutation must be a constant int32/int64 tensor"
+    if perm is None or graph.tensor(op.inputs[1]).dtype != "int32":
+        return "the permutation must be a constant int32 tensor"
     rank = len(graph.tensor(op.inputs[0]).shape)
-    p = [int(v) + rank if int(v) < 0 else int(v) for v in perm.reshape(-1)]
+    p = [int(v) for v in perm.reshape(-1)]
+    if any(v < 0 or v >= rank for v in p):
+        return (f"permutation {p} has entries outside [0, {rank}); TFLM refuses that "
+                "(\"Transpose op permutations array is out of bounds\")")
     if sorted(p) != list(range(rank)):
-        return f"permutation {perm.reshape(-1).tolist()} is not a permutation of {rank} axes"
+        return f"permutation {p} is not a permutation of {rank} axes"
     return p
 
 
@@ -153,7 +170,7 @@ def _check_transpose(op: Operator, graph: Graph) -> list[str]:
     problems = arity(op, 2)
     if problems:
         return problems
-    problems = check_data_in_out(op, graph, ORACLE_MAX_DIMS["TRANSPOSE"])
+    problems = check_data_in_out(op, graph, TFLM_MAX_DIMS["TRANSPOSE"])
     perm = transpose_perm(op, graph)
     if isinstance(perm, str):
         return problems + [perm]
@@ -237,7 +254,7 @@ def _check_strided_slice(op: Operator, graph: Graph) -> list[str]:
     problems = arity(op, 4)
     if problems:
         return problems
-    problems = check_data_in_out(op, graph, ORACLE_MAX_DIMS["STRIDED_SLICE"])
+    problems = check_data_in_out(op, graph, TFLM_MAX_DIMS["STRIDED_SLICE"])
     if problems:
         return problems
     plan = slice_plan(op, graph)
@@ -272,15 +289,15 @@ def _pad_value(op: Operator, graph: Graph) -> int | str:
         return f"constant_values must be a constant int8 scalar (got {cv.describe()})"
     if not same_quant(cv, y):
         return (f"constant_values quantization ({quant_str(cv)}) differs from the output's "
-                f"({quant_str(y)}); the TFLite kernel refuses that")
+                f"({quant_str(y)}); TFLM's PADV2 refuses that")
     return int(cv.array().reshape(-1)[0])
 
 
 def _pad_pairs(op: Operator, graph: Graph) -> list[tuple[int, int]] | str:
     x = graph.tensor(op.inputs[0])
     pads = const_ints(graph, op.inputs[1])
-    if pads is None:
-        return "paddings must be a constant int32/int64 tensor"
+    if pads is None or graph.tensor(op.inputs[1]).dtype != "int32":
+        return "paddings must be a constant int32 tensor (TFLM reads them as int32)"
     if pads.shape != (len(x.shape), 2):
         return f"paddings shape {list(pads.shape)} is not [{len(x.shape)}, 2]"
     if (pads < 0).any():
@@ -292,7 +309,7 @@ def _check_pad(op: Operator, graph: Graph) -> list[str]:
     problems = arity(op, 2)
     if problems:
         return problems
-    problems = check_data_in_out(op, graph, ORACLE_MAX_DIMS[op.opcode])
+    problems = check_data_in_out(op, graph, TFLM_MAX_DIMS[op.opcode])
     if problems:
         return problems
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
@@ -361,9 +378,13 @@ def _check_concat(op: Operator, graph: Graph) -> list[str]:
     axis = normalize_axis(int(op.options.get("axis", 0)), rank)
     if axis is None:
         return [f"axis {op.options.get('axis')} is out of range for rank {rank}"]
+    if len(op.inputs) > CONCAT_MAX_INPUTS:
+        problems.append(f"{len(op.inputs)} inputs; TFLM's CONCATENATION takes at most {CONCAT_MAX_INPUTS}")
+    if rank > MAX_DIMS:
+        problems.append(f"rank {rank} is not supported (max {MAX_DIMS}, as TFLM)")
     act = activation_name(op)
     if act != "NONE":
-        problems.append(f"fused activation {act} is not supported (NONE only, as TFLite)")
+        problems.append(f"fused activation {act} is not supported (NONE only, as TFLM)")
     total = 0
     for k, i in enumerate(op.inputs):
         t = graph.tensor(i)
@@ -373,9 +394,9 @@ def _check_concat(op: Operator, graph: Graph) -> list[str]:
                             f"along axis {axis}")
             continue
         total += t.shape[axis]
-        if t.quant is not None and not same_quant(t, y):
+        if not same_quant(t, y):
             problems.append(f"input {k} quantization ({quant_str(t)}) differs from the output's "
-                            f"({quant_str(y)}): TFLite's int8 CONCATENATION requires them equal")
+                            f"({quant_str(y)}): TFLM's int8 CONCATENATION requires them equal")
     if not problems and total != y.shape[axis]:
         problems.append(f"inputs add up to {total} along axis {axis}, output has {y.shape[axis]}")
     return problems
@@ -428,8 +449,8 @@ def _split_axis(op: Operator, graph: Graph) -> int | str:
     data, ax = _split_operands(op)
     x = graph.tensor(op.inputs[data])
     a = const_ints(graph, op.inputs[ax])
-    if a is None or a.size != 1:
-        return "axis must be a constant int32 scalar"
+    if a is None or a.size != 1 or graph.tensor(op.inputs[ax]).dtype != "int32":
+        return "axis must be a constant int32 scalar (TFLM reads it as int32)"
     axis = normalize_axis(int(a.reshape(-1)[0]), len(x.shape))
     if axis is None:
         return f"axis {int(a.reshape(-1)[0])} is out of range for rank {len(x.shape)}"
@@ -611,8 +632,8 @@ def _lower_tile(op: Operator, ctx: LowerCtx) -> Lowered:
 
 
 def nearest_indices(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> list[int]:
-    """Source index of every output index: TFLite's reference GetNearestNeighbor,
-    in float32 like the oracle (int -> float conversions, one float32 rounding
+    """Source index of every output index: TFLM's (reference) GetNearestNeighbor,
+    in float32 like TFLM (int -> float conversions, one float32 rounding
     per operation; std::round is half away from zero, np.floor is floor)."""
     f = np.float32
     if align_corners and out_size > 1:
@@ -680,6 +701,9 @@ def _lower_resize(op: Operator, ctx: LowerCtx) -> Lowered:
 # ---------------------------------------------------------------------------- SQUEEZE / EXPAND_DIMS
 
 
+EXPAND_DIMS_DTYPES = ("int8", "int16", "float32")
+
+
 def _check_alias(op: Operator, graph: Graph) -> list[str]:
     if not op.inputs or op.inputs[0] < 0 or len(op.outputs) != 1:
         return ["needs a data input and 1 output"]
@@ -694,6 +718,12 @@ def _check_alias(op: Operator, graph: Graph) -> list[str]:
     if not same_quant(x, y):
         problems.append(f"output quantization ({quant_str(y)}) differs from the input's ({quant_str(x)}); "
                         f"sharing the buffer would change the values' meaning")
+    if op.opcode == "EXPAND_DIMS":  # expand_dims.cc: Eval copies these types only, the axis is read as int32
+        if x.dtype not in EXPAND_DIMS_DTYPES:
+            problems.append(f"dtype {x.dtype} is not supported: TFLM's EXPAND_DIMS copies "
+                            f"{'/'.join(EXPAND_DIMS_DTYPES)} only")
+        if len(op.inputs) < 2 or op.inputs[1] < 0 or graph.tensor(op.inputs[1]).dtype != "int32":
+            problems.append("the axis must be an int32 tensor (TFLM's EXPAND_DIMS refuses other types)")
     return problems
 
 
@@ -707,38 +737,39 @@ def _lower_alias(op: Operator, ctx: LowerCtx) -> Lowered:
 
 register(OpSpec(
     name="CONCATENATION", lower=_lower_concat, check=_check_concat,
-    constraints="int8, any rank, any axis (negative too); inputs quantized like the output "
-                "(as TFLite requires); constant inputs allowed; fused NONE only",
+    constraints="int8, rank 1-6, at most 10 inputs, any axis (negative too); inputs quantized like "
+                "the output (as TFLM requires); constant inputs allowed; fused NONE only",
 ))
 register(OpSpec(
     name="SPLIT", lower=_lower_split, check=_check_split,
-    constraints="int8, any rank; constant axis (negative too)",
+    constraints="int8, any rank; constant int32 axis (negative too)",
 ))
 register(OpSpec(
     name="SPLIT_V", lower=_lower_split, check=_check_split,
-    constraints="int8, any rank; constant axis and size_splits (one -1 allowed)",
+    constraints="int8, any rank; constant int32 axis and size_splits (one -1 allowed)",
 ))
 register(OpSpec(
     name="PAD", lower=_lower_pad, check=_check_pad,
-    constraints="int8, rank 1-5; constant non-negative paddings; pad value = output zero point",
+    constraints="int8, rank 1-5; constant non-negative int32 paddings; pad value = output zero point",
 ))
 register(OpSpec(
     name="PADV2", lower=_lower_pad, check=_check_pad,
-    constraints="int8, rank 1-5; constant non-negative paddings; constant int8 pad value "
+    constraints="int8, rank 1-5; constant non-negative int32 paddings; constant int8 pad value "
                 "quantized like the output",
 ))
 register(OpSpec(
     name="STRIDED_SLICE", lower=_lower_strided_slice, check=_check_strided_slice,
-    constraints="int8, rank 1-6; constant int32 begin/end/strides, one per axis, any sign; "
+    constraints="int8, rank 1-4; constant int32 begin/end/strides, one per axis, any sign; "
                 "begin/end/shrink_axis masks; no ellipsis/new_axis mask, no offset",
 ))
 register(OpSpec(
     name="TRANSPOSE", lower=_lower_transpose, check=_check_transpose,
-    constraints="int8, rank 1-6; any constant permutation",
+    constraints="int8, rank 1-5; constant int32 permutation",
 ))
 register(OpSpec(
     name="TILE", lower=_lower_tile, check=_check_tile,
-    constraints="int8/int16/int32/float32 (raw bytes, as TFLite: quantization not changed), rank 1-6 "
+    constraints="int8/int16/int32/float32 (raw bytes, as TFLite: quantization not changed; TFLM has no "
+                "TILE, so a model with it is compared with the TFLite interpreter), rank 1-6 "
                 "(higher when its copies merge to 6 dimensions); constant int32/int64 multiples >= 1",
 ))
 register(OpSpec(
@@ -752,6 +783,7 @@ register(OpSpec(
 ))
 register(OpSpec(
     name="EXPAND_DIMS", lower=_lower_alias, check=_check_alias,
-    constraints="any dtype, output quantized like the input; no code (output aliases the input)",
+    constraints="int8/int16/float32, int32 axis, output quantized like the input; no code (output aliases "
+                "the input)",
     alias_input=True,
 ))

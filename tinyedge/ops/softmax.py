@@ -1,74 +1,86 @@
 """SOFTMAX, int8 in -> int8 or int16 out -> ``te_softmax_s8`` / ``te_softmax_s8_s16``.
 
-What the oracle computes (TFLite builtin kernels on x86; see
-firmware_templates/runtime/te_softmax.c for the C side): at Prepare time a
-256-entry float table ``table[255 - d] = expf((-input_scale * beta) * d)``
-(``PopulateSoftmaxLookupTable``, kernels/internal/optimized/optimized_ops.h,
-called from SoftmaxPrepare in kernels/activations.cc), then per row a float
-sum of table entries, one reciprocal and one multiply per output, rounded
-half away from zero. Not the gemmlowp fixed-point exp of the reference
-kernel, and not the aarch64-only uint16 LUT variant.
+What TensorFlow Lite Micro computes (micro/kernels/softmax_common.cc Prepare,
+reference_ops::Softmax Eval; the C side and the per-row algorithm are in
+firmware_templates/runtime/te_softmax.c): integer arithmetic throughout.
+Prepare (CalculateSoftmaxParams -> PreprocessSoftmaxScaling, CalculateInputRadius):
 
-The table is computed here, on the host, with the host C library's ``expf``
-through ctypes: glibc's expf is not correctly rounded (measured: 149 of
-300,256 arguments differ by one ulp from float(exp(double))) and numpy's
-float32 exp differs far more often, so calling the very function the oracle
-calls is what makes the table identical to the oracle's. A table generated on
-a machine with a different C library could differ by one ulp in rare entries.
+- ``real = min(double(beta) * double(in_s) * 2^26, 2^31 - 1)`` (the product of
+  two float32 values is exact in double), then QuantizeMultiplierGreaterThanOne
+  gives ``input_multiplier`` and ``input_left_shift`` (TFLM aborts when
+  ``real <= 1``, so tinyedge refuses that);
+- ``diff_min = -floor(31 * 2^26 / 2^input_left_shift)`` (exact in double).
+
+Eval works on the difference ``d = max - x`` (0..255) of each value to its
+row's maximum; ``exp(-d)`` there is gemmlowp's ``exp_on_negative_values`` of
+the Q5.26 value ``MultiplyByQuantizedMultiplierGreaterThanOne(-d, ...)``, a
+function of ``d`` alone. This module computes it for all 256 ``d`` with exact
+integer arithmetic (:mod:`tinyedge.fixedpoint`) into a table of Q0.31 int32
+values, with 0 where ``-d < diff_min`` (TFLM skips those values; a 0 gives the
+same sum and the same output). The table depends only on the input scale and
+beta, so generated code is the same on every host.
+
+TFLM's Prepare rules, refused here with its reason: int8 output needs zero
+point -128 and a scale equal to 1/256 (float ==); int16 output needs zero
+point -32768 and a scale within 0.001/65536 of 1/65536 (float32 arithmetic).
+int16 input (TFLM's SoftmaxInt16) is not supported: TFLM builds its tables
+for it with the host C library's ``expf``, so no exact answer exists
+independent of the machine.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import math
-from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 
+from tinyedge import fixedpoint
 from tinyedge.model.ir import Graph, Operator
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, register
+from tinyedge.quant import f32, quantize_multiplier, srdhm
 
 F32 = np.float32
+_SCALED_DIFF_INTEGER_BITS = 5  # reference_ops::Softmax kScaledDiffIntegerBits: exp's input is Q5.26
 
 
-@lru_cache(maxsize=1)
-def _libm_expf() -> Callable[[float], float] | None:
-    name = ctypes.util.find_library("m") or "libm.so.6"
-    try:
-        lib = ctypes.CDLL(name)
-        fn = lib.expf
-    except (OSError, AttributeError):
-        return None
-    fn.restype = ctypes.c_float
-    fn.argtypes = [ctypes.c_float]
-    return fn  # type: ignore[no-any-return]
+def softmax_input_params(input_scale: float, beta: float) -> tuple[int, int, int]:
+    """PreprocessSoftmaxScaling + CalculateInputRadius: ``(input_multiplier, input_left_shift,
+    diff_min)``. Raises ValueError where TFLM's QuantizeMultiplierGreaterThanOne aborts."""
+    real = min(f32(beta) * f32(input_scale) * float(1 << (31 - _SCALED_DIFF_INTEGER_BITS)), float((1 << 31) - 1))
+    if not real > 1.0:
+        raise ValueError(f"beta * input_scale * 2^26 = {real:g} is not above 1")
+    multiplier, left_shift = quantize_multiplier(real)
+    radius = math.floor(((1 << _SCALED_DIFF_INTEGER_BITS) - 1) * 2.0 ** (31 - _SCALED_DIFF_INTEGER_BITS)
+                        / 2.0**left_shift)
+    return multiplier, left_shift, -radius
 
 
-def host_expf(x: float) -> float:
-    """The C library's expf(x) for a float32 ``x`` (fallback: float(exp(double)), 1 ulp apart at worst)."""
-    fn = _libm_expf()
-    if fn is not None:
-        return float(F32(fn(float(F32(x)))))
-    try:
-        return float(F32(math.exp(float(F32(x)))))
-    except OverflowError:
-        return math.inf
-
-
-def softmax_table(input_scale: float, beta: float) -> np.ndarray:
-    """TFLite's PopulateSoftmaxLookupTable in float32: table[255 - d] = expf((-s * beta) * d)."""
-    scale = F32(-F32(input_scale) * F32(beta))
-    table = np.empty(256, dtype=F32)
+def softmax_exp_table(input_scale: float, beta: float) -> np.ndarray:
+    """Entry ``d`` (0..255): TFLM's Q0.31 ``exp_on_negative_values`` for the input difference
+    ``-d``, or 0 where ``-d < diff_min`` (TFLM skips it)."""
+    multiplier, left_shift, diff_min = softmax_input_params(input_scale, beta)
+    table = np.zeros(256, dtype=np.int32)
     for d in range(256):
-        table[255 - d] = F32(host_expf(float(F32(scale * F32(d)))))
+        if -d >= diff_min:
+            # MultiplyByQuantizedMultiplierGreaterThanOne: |d| * 2^left_shift <= 31 * 2^26, no overflow
+            scaled_diff = srdhm(-d * (1 << left_shift), multiplier)
+            table[d] = fixedpoint.exp_on_negative_values(scaled_diff, _SCALED_DIFF_INTEGER_BITS)
     return table
 
 
-# TFLite SoftmaxPrepare: int8 output must be zp -128, scale 1/256 within 0.001/256.
-_S8_OUT_ZP = -128
-_S8_OUT_SCALE = 1.0 / 256
+def _output_problems(dtype: str, scale: float, zero_point: int) -> list[str]:
+    """CalculateSoftmaxParams' rules for the output of an int8 softmax."""
+    if dtype == "int8":
+        if zero_point != -128 or F32(scale) != F32(1.0) / F32(256.0):
+            return [f"int8 output must have scale 1/256 exactly and zero point -128 "
+                    f"(got scale {scale:g}, zero point {zero_point}; TFLM's Prepare refuses others)"]
+        return []
+    want = F32(1.0) / F32(65536.0)
+    delta = abs(F32(scale) - want)
+    if zero_point != -32768 or delta > F32(F32(0.001) * F32(1.0) / F32(65536.0)):
+        return [f"int16 output must have zero point -32768 and scale 1/65536 (within 0.001/65536) "
+                f"(got scale {scale:g}, zero point {zero_point}; TFLM's Prepare refuses others)"]
+    return []
 
 
 def _check(op: Operator, graph: Graph) -> list[str]:
@@ -77,7 +89,10 @@ def _check(op: Operator, graph: Graph) -> list[str]:
         return ["SOFTMAX needs 1 input and 1 output"]
     x = graph.tensor(op.inputs[0])
     y = graph.tensor(op.outputs[0])
-    if x.dtype != "int8":
+    if x.dtype == "int16":
+        problems.append("input dtype int16 is not supported (TFLM's int16 softmax builds its tables with "
+                        "the host's expf: no host-independent answer)")
+    elif x.dtype != "int8":
         problems.append(f"input dtype {x.dtype} is not supported (int8 only)")
     if y.dtype not in ("int8", "int16"):
         problems.append(f"output dtype {y.dtype} is not supported (int8 or int16)")
@@ -90,15 +105,14 @@ def _check(op: Operator, graph: Graph) -> list[str]:
         problems.append("a constant input is not supported")
     if len(x.shape) < 1 or tuple(x.shape) != tuple(y.shape):
         problems.append(f"input shape {list(x.shape)} and output shape {list(y.shape)} must match (rank >= 1)")
-    beta = float(op.options.get("beta", 1.0))
-    if not (math.isfinite(beta) and beta > 0):
-        problems.append(f"beta {beta} is not supported (a finite beta > 0)")
     if problems:
         return problems
-    if y.dtype == "int8" and (y.zero_point != _S8_OUT_ZP
-                              or abs(y.scale - _S8_OUT_SCALE) > 0.001 * _S8_OUT_SCALE):
-        problems.append(f"int8 output must have scale 1/256 and zero point -128 "
-                        f"(got scale {y.scale:g}, zero point {y.zero_point})")
+    problems += _output_problems(y.dtype, y.scale, y.zero_point)
+    beta = float(op.options.get("beta", 1.0))
+    try:
+        softmax_input_params(x.scale, beta)
+    except ValueError as exc:
+        problems.append(f"beta {beta:g} with input scale {x.scale:g}: {exc} (TFLM's Prepare aborts)")
     return problems
 
 
@@ -108,23 +122,24 @@ def _lower(op: Operator, ctx: LowerCtx) -> Lowered:
     y = g.tensor(op.outputs[0])
     beta = float(op.options.get("beta", 1.0))
     depth = x.shape[-1]
+    multiplier, left_shift, diff_min = softmax_input_params(x.scale, beta)
     table_name = ctx.name("exp_table")
     table = ConstArray(
         name=table_name,
-        ctype="float",
-        values=softmax_table(x.scale, beta),
-        comment=(f"softmax table[255 - d] = expf(({-x.scale:.9g} * {beta:g}) * d), float32, computed on the "
-                 "host with the C library's expf exactly as TFLite's PopulateSoftmaxLookupTable"),
+        ctype="int32_t",
+        values=softmax_exp_table(x.scale, beta),
+        comment=(f"softmax exp_table[d] = TFLM's Q0.31 exp_on_negative_values of the difference -d "
+                 f"(input scale {x.scale:.9g}, beta {f32(beta):.9g}: input multiplier {multiplier}, "
+                 f"left shift {left_shift}; 0 below diff_min {diff_min}), computed with integer arithmetic"),
     )
     pname = ctx.name("params")
     kernel = "te_softmax_s8" if y.dtype == "int8" else "te_softmax_s8_s16"
     return Lowered(
         comment=(f"SOFTMAX over the last axis ({x.size // depth} x {depth}), beta {beta:g}, "
-                 f"int8 -> {y.dtype} (s={y.scale:.6g} zp={y.zero_point}), float exp table"),
+                 f"int8 -> {y.dtype} (s={y.scale:.6g} zp={y.zero_point}), TFLM's fixed point"),
         call=f"{kernel}(&{pname}, {table_name}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});",
         params_type="te_softmax_params_t",
-        params={"outer": x.size // depth, "depth": depth, "out_scale": float(F32(y.scale)),
-                "out_zp": y.zero_point},
+        params={"outer": x.size // depth, "depth": depth},
         params_name=pname,
         consts=[table],
     )
@@ -134,5 +149,6 @@ register(OpSpec(
     name="SOFTMAX",
     lower=_lower,
     check=_check,
-    constraints="int8 input; int8 (scale 1/256, zp -128) or int16 output; last axis; any beta > 0",
+    constraints=("int8 input; int8 (scale 1/256, zp -128) or int16 (scale 1/65536, zp -32768) output; "
+                 "last axis; beta * input_scale > 2^-26; TFLM's fixed point"),
 ))
