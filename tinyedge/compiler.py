@@ -13,6 +13,7 @@ arena is an estimate that leaves out the unsupported ops' scratch.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ import numpy as np
 from tinyedge.codegen.lower import LoweredOp, Problem, check_graph, guarded, raise_problems
 from tinyedge.model.ir import Graph
 from tinyedge.ops import load_all
-from tinyedge.ops.base import LowerCtx, LoweringProblem
+from tinyedge.ops.base import LowerCtx, Lowered
 from tinyedge.planner import MemoryPlan, plan_memory
 
 if TYPE_CHECKING:
@@ -66,6 +67,23 @@ class CompiledNetwork:
         raise_problems(self.graph, self.problems)
 
 
+_ARENA_MACRO = re.compile(r"\bT(\d+)\b")
+
+
+def _arena_problems(graph: Graph, lowered: Lowered) -> list[str]:
+    """The C of an op may name only activations as arena tensors (``T<index>``,
+    LowerCtx.ptr): a constant or a variable has no place in the arena. (A valid
+    TFLite model can put a constant where the kernel reads an activation.)"""
+    text = " ".join([lowered.call, lowered.globals, lowered.reset, *map(str, lowered.params.values())])
+    problems = []
+    for index in sorted({int(m) for m in _ARENA_MACRO.findall(text)}):
+        t = graph.tensors[index] if index < len(graph.tensors) else None
+        if t is not None and not t.is_activation:
+            problems.append(f"tensor {index} ({t.name or 'unnamed'}) is {'a constant' if t.is_const else 'a variable'} "
+                            "where the kernel takes an activation")
+    return problems
+
+
 def compile(graph: Graph, board: Board | None = None, *, strict: bool = True) -> CompiledNetwork:  # noqa: A001
     """Check, lower and plan ``graph`` for ``board`` (None: no board, portable kernels).
 
@@ -77,21 +95,17 @@ def compile(graph: Graph, board: Board | None = None, *, strict: bool = True) ->
         raise_problems(graph, problems)
     bad_ops = {p.op_index for p in problems}
     ops: list[LoweredOp] = []
-    late: list[Problem] = []
     for op in graph.operators:
         spec = registry.get(op.opcode)
         if spec is None or op.index in bad_ops:
             continue
-        try:
-            lowered = guarded("lowering", op, graph, lambda: spec.lower(op, LowerCtx(graph, op)))
-        except LoweringProblem as exc:
-            late.append(Problem(op.index, op.opcode, exc.message))
-            continue
-        ops.append(LoweredOp(op, spec, lowered))
+        ops.append(LoweredOp(op, spec, guarded("lowering", op, graph, lambda: spec.lower(op, LowerCtx(graph, op)))))
+    late = [Problem(lo.op.index, lo.op.opcode, reason) for lo in ops for reason in _arena_problems(graph, lo.lowered)]
     if late:
-        problems = problems + late
         if strict:
             raise_problems(graph, late)
+        problems = problems + late
+        ops = [lo for lo in ops if lo.op.index not in {p.op_index for p in late}]
     scratch = {lo.op.index: lo.lowered.scratch_bytes for lo in ops if lo.lowered.scratch_bytes}
     aliases = {lo.op.index for lo in ops if lo.spec.alias_input}
     plan = plan_memory(graph, scratch, aliases)

@@ -22,7 +22,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tinyedge.errors import TinyEdgeError
 from tinyedge.model.ir import Graph, Operator
 
 
@@ -51,11 +50,6 @@ class Lowered:
     reset: str = ""  # C statements that put that state back to its initial value
 
 
-class LoweringProblem(TinyEdgeError):
-    """Found while lowering: this op, as the model gives it, is one tinyedge cannot
-    generate. :func:`tinyedge.compiler.compile` lists it as a problem of the op."""
-
-
 class LowerCtx:
     """What a lowering may ask of the code generator."""
 
@@ -65,14 +59,9 @@ class LowerCtx:
         self.prefix = f"op{op.index}"
 
     def ptr(self, tensor_index: int) -> str:
-        """The arena macro of an activation. A constant or a variable in a place
-        where the kernel reads or writes arena data is refused (the model is valid
-        TFLite, but not one this op's kernel runs)."""
-        t = self.graph.tensors[tensor_index]
-        if not t.is_activation:
-            kind = "a constant" if t.is_const else "a variable"
-            raise LoweringProblem(f"tensor {tensor_index} ({t.name or 'unnamed'}) is {kind} where the kernel "
-                                  "takes an activation")
+        """The arena macro of an activation (``T<index>``). Only activations have
+        one: :func:`tinyedge.compiler.compile` refuses an op whose C uses the macro
+        of a constant or a variable."""
         return f"T{tensor_index}"
 
     @property
