@@ -1,18 +1,23 @@
-"""FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D: generated C, compiled for the
-host, is bit-exact with the TFLite oracle (host-C tier).
+"""FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D (and the pool checks): generated C,
+compiled for the host, is bit-exact with the oracle, TensorFlow Lite Micro (host-C tier).
 
-Expected values come only from the oracle (the TFLite interpreter with builtin
-kernels, no delegate). Three sources of models:
+Expected values come only from the TFLM interpreter (PyPI ``tflite-micro``,
+reference kernels). Four sources of models:
 
 - every layer of these ops in the shared reference models, each checked in
-  isolation: it is fed the oracle's own input tensor for that layer (read with
-  ``experimental_preserve_all_tensors``) and compared with the oracle's output
-  tensor for that layer;
+  isolation: it is fed TFLM's own input tensor for that layer (read back with
+  TFLM's kPreserveAllTensors) and compared with TFLM's output tensor for it;
 - small Keras models with awkward shapes (tests/keras_models.py plus the
   extra cases below: single output pixel, depth < 8, channel counts that are
-  not multiples of 8, channel multiplier 3, per-tensor weights, ...);
+  not multiples of 4 or 8, channel multiplier 3, per-tensor weights, ...);
 - models patched to reach what the converter rarely emits: a real multiplier
-  above 1 (positive shift) and the RELU_N1_TO_1 / RELU6 clamps.
+  above 1 (positive shift) and the RELU_N1_TO_1 / RELU6 clamps;
+- crafted inputs that pin TFLM's requantization: accumulators chosen so that
+  TFLM's double rounding (MultiplyByQuantizedMultiplier: SRDHM, then a
+  rounding shift with ties away from zero) gives another integer than a
+  shift that breaks ties upward (what TFLite's x86 kernels do) and than a
+  single rounding (TFLITE_SINGLE_ROUNDING); every such output must equal
+  TFLM's and differ from the alternatives.
 
 Every host build is made twice: the portable C, and the kernels' DSP code
 paths (``-DTE_EMULATE_DSP``: te_common.h emulates SXTB16/SMLAD/SMLABB/SMLATT),
@@ -49,6 +54,7 @@ from tinyedge.errors import TinyEdgeError
 from tinyedge.hostrun import HostNetwork
 from tinyedge.model import Graph, Operator, Tensor, load_model, read_model
 from tinyedge.ops import load_all
+from tinyedge.ops.common import input_tensor
 from tinyedge.resources import templates_dir
 
 OUR_OPS = {"FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"}
@@ -58,18 +64,18 @@ N_SAMPLES = 8
 
 EXTRA_CASES: tuple[KerasCase, ...] = (
     # FULLY_CONNECTED: NONE activation with many negative outputs (tie breaking),
-    # depth < 8 and units < 4 (the oracle's GEMM path, not its GEMV path), rows > 1.
+    # depth < 8 and units < 4 (the kernels' 4-unit blocks and their tail), rows > 1.
     KerasCase("te_dense_wide", ((64,),), "L.Dense(40)(x)", ("FULLY_CONNECTED",)),
     KerasCase("te_dense_tiny", ((5,),), "L.Dense(3)(x)", ("FULLY_CONNECTED",)),
     KerasCase("te_dense_rows3", ((3, 24),), "L.Dense(19)(x)", ("FULLY_CONNECTED",)),
     KerasCase("te_dense_relu6", ((12,),), "L.Dense(9, activation='relu6')(x)", ("FULLY_CONNECTED",)),
-    # CONV_2D: a single output pixel (GEMV path), in_c = 1, stride 3 / non-square.
+    # CONV_2D: a single output pixel, in_c = 1, stride 3 / non-square.
     KerasCase("te_conv_out1x1", ((4, 4, 6),), "L.Conv2D(12, 4)(x)", ("CONV_2D",)),
     KerasCase("te_conv_c1_5x1", ((12, 7, 1),), "L.Conv2D(4, (5, 1), strides=(2, 1), padding='same')(x)",
               ("CONV_2D",)),
     KerasCase("te_conv_s3_valid", ((11, 10, 2),), "L.Conv2D(5, (3, 2), strides=(3, 2))(x)", ("CONV_2D",)),
-    # DEPTHWISE_CONV_2D: channels not a multiple of 8 (the oracle rounds the
-    # last out_c % 8 channels differently), multiplier 3, 5x5 stride 2.
+    # DEPTHWISE_CONV_2D: channels not a multiple of 4 or 8 (the kernel's 4-channel
+    # blocks and their tail), multiplier 3, 5x5 stride 2.
     KerasCase("te_dw_21ch", ((9, 10, 21),), "L.DepthwiseConv2D(3, padding='same')(x)",
               ("DEPTHWISE_CONV_2D",)),
     KerasCase("te_dw_m3_s2", ((9, 10, 5),), "L.DepthwiseConv2D(3, strides=2, depth_multiplier=3, padding='same')(x)",
@@ -77,6 +83,11 @@ EXTRA_CASES: tuple[KerasCase, ...] = (
     KerasCase("te_dw_5x5_s2", ((11, 9, 10),), "L.DepthwiseConv2D(5, strides=2)(x)", ("DEPTHWISE_CONV_2D",)),
     KerasCase("te_dw_nobias_16", ((6, 7, 16),), "L.DepthwiseConv2D(3, padding='same', use_bias=False)(x)",
               ("DEPTHWISE_CONV_2D",)),
+    # deep accumulations with one output pixel: test_requantization_is_tflm_double_rounding
+    # crafts inputs that hit chosen accumulators in them
+    KerasCase("te_dense_deep_pc", ((1024,),), "L.Dense(8)(x)", ("FULLY_CONNECTED",)),
+    KerasCase("te_conv_deep_1px", ((6, 6, 16),), "L.Conv2D(8, 6)(x)", ("CONV_2D",)),
+    KerasCase("te_dw_deep_1px", ((9, 9, 8),), "L.DepthwiseConv2D(9)(x)", ("DEPTHWISE_CONV_2D",)),
 )
 
 # Per-tensor weights (the converter's per-channel quantization disabled).
@@ -155,19 +166,40 @@ def with_fused_activation(data: bytes, op_index: int, act: int) -> bytes:
     return bytes(buf)
 
 
-def with_output_scale(data: bytes, factor: float) -> bytes:
-    """``data`` with the (single) model output's scale multiplied by ``factor``."""
+def with_tensor_scale(data: bytes, tensor_index: int, factor: float) -> bytes:
+    """``data`` with tensor ``tensor_index``'s (first) quantization scale multiplied by ``factor``."""
     import tflite
 
     buf = bytearray(data)
     model = tflite.Model.GetRootAsModel(buf, 0)
-    sg = model.Subgraphs(0)
-    q = sg.Tensors(sg.Outputs(0)).Quantization()
+    q = model.Subgraphs(0).Tensors(tensor_index).Quantization()
     tab = q._tab
     off = tab.Offset(8)  # QuantizationParameters field 2: scale (vector of float)
     pos = tab.Vector(off)
     (old,) = struct.unpack_from("<f", buf, pos)
     struct.pack_into("<f", buf, pos, np.float32(old * factor))
+    return bytes(buf)
+
+
+def with_output_scale(data: bytes, factor: float) -> bytes:
+    """``data`` with the (single) model output's scale multiplied by ``factor``."""
+    import tflite
+
+    sg = tflite.Model.GetRootAsModel(data, 0).Subgraphs(0)
+    return with_tensor_scale(data, int(sg.Outputs(0)), factor)
+
+
+def with_depth_multiplier(data: bytes, op_index: int, value: int) -> bytes:
+    """``data`` with DEPTHWISE_CONV_2D op ``op_index``'s depth_multiplier option set to ``value``."""
+    import tflite
+
+    buf = bytearray(data)
+    op = tflite.Model.GetRootAsModel(buf, 0).Subgraphs(0).Operators(op_index)
+    table = op.BuiltinOptions()
+    tab = Table(table.Bytes, table.Pos)
+    off = tab.Offset(4 + 2 * 3)  # DepthwiseConv2DOptions field 3: depth_multiplier (int32)
+    assert off, "depth_multiplier absent from the options table"
+    struct.pack_into("<i", buf, tab.Pos + off, value)
     return bytes(buf)
 
 
@@ -193,28 +225,29 @@ def isolate_ops(graph: Graph, ops: list[Operator]) -> Graph:
 # ---------------------------------------------------------------- the oracle
 
 
-def _interpreter(data: bytes) -> Any:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    it = Interpreter(model_content=data, num_threads=1,
-                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-                     experimental_preserve_all_tensors=True)
-    it.allocate_tensors()
-    return it
-
-
 class LayerOracle:
-    """The oracle on one model, keeping every intermediate tensor readable."""
+    """TFLM on one model, keeping every intermediate tensor readable (kPreserveAllTensors)."""
 
     def __init__(self, data: bytes) -> None:
-        self.it = _interpreter(data)
+        from tflite_micro.python.tflite_micro import runtime
+
+        self.it = runtime.Interpreter.from_bytes(
+            data, arena_size=max(len(data) * 10, 16 << 20),
+            intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+        self.n_inputs = len(read_model(data).inputs)
 
     def run(self, inputs: list[np.ndarray], wanted: list[int]) -> list[np.ndarray]:
         """Run on ``inputs``; return the tensors ``wanted`` (any tensor index of the graph)."""
-        for det, x in zip(self.it.get_input_details(), inputs, strict=True):
-            self.it.set_tensor(det["index"], x.reshape(det["shape"]))
+        assert len(inputs) == self.n_inputs
+        for i, x in enumerate(inputs):
+            det = self.it.get_input_details(i)
+            self.it.set_input(np.ascontiguousarray(x.reshape(det["shape"])), i)
         self.it.invoke()
-        return [self.it.get_tensor(i).copy() for i in wanted]
+        out = []
+        for i in wanted:
+            t = self.it.GetTensor(i, 0)
+            out.append(np.array(t["tensor_data"], copy=True).reshape(t["shape"]))
+        return out
 
 
 def random_int8(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -279,8 +312,7 @@ def _near_zero_point_inputs(name: str, g: Graph, rng: np.random.Generator) -> li
 def _reals(g: Graph, op: Operator) -> list[float]:
     x, w, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
     assert w.quant is not None
-    fn = quant.fc_effective_scales if op.opcode == "FULLY_CONNECTED" else quant.conv_effective_scales
-    return fn(x.scale, w.quant.scale, y.scale, len(w.quant.scale))
+    return quant.conv_effective_scales(x.scale, w.quant.scale, y.scale, len(w.quant.scale))
 
 
 def _patched_models(models: dict[str, bytes]) -> dict[str, bytes]:
@@ -322,35 +354,67 @@ def host_cc(variant: str, workdir: Path) -> str:
     return str(wrapper)
 
 
+@dataclass
+class Suite:
+    """Many single-op models run side by side in one merged network, each on its own inputs."""
+
+    names: list[str]
+    datas: list[bytes]
+    graphs: list[Graph]
+    samples: list[list[list[np.ndarray]]]  # per model: its samples
+
+    def merged(self) -> Graph:
+        return merge_graphs(self.graphs)
+
+    def batched(self) -> list[list[np.ndarray]]:
+        """The merged network's samples: sample k feeds every model its k-th sample (cycling)."""
+        n = max(len(s) for s in self.samples)
+        return [[x for s in self.samples for x in s[k % len(s)]] for k in range(n)]
+
+    def compare(self, got: list[list[np.ndarray]]) -> dict[str, Results]:
+        """The merged network's outputs ``got`` split per model, beside TFLM's on the same inputs."""
+        from tinyedge.oracle import Oracle
+
+        results: dict[str, Results] = {}
+        pos = 0
+        for name, data, g, samples in zip(self.names, self.datas, self.graphs, self.samples):
+            oracle = Oracle(data)
+            r = Results([], [], [])
+            for k, sample in enumerate(samples):
+                r.oracle += oracle.run(sample)
+                r.host += got[k][pos:pos + len(g.outputs)]
+                r.labels += [f"{name} sample {k} output {j}" for j in range(len(g.outputs))]
+            pos += len(g.outputs)
+            results[name] = r
+        return results
+
+
+def single_op_suite(single_op_models: dict[str, bytes], crafted: bool = False) -> Suite:
+    """Every single-op model (uniform inputs and the extremes) and every patched model (inputs
+    near the zero point too); with ``crafted``, the REQUANT_MODELS also get inputs crafted
+    against a tie-up shift and a single rounding."""
+    patched = _patched_models(single_op_models)
+    named = sorted(single_op_models.items()) + sorted(patched.items())
+    graphs = [read_model(data, name) for name, data in named]
+    rng = np.random.default_rng(20240611)
+    per_model = [(_near_zero_point_inputs if name in patched else _uniform_inputs)(name, g, rng)
+                 for (name, _), g in zip(named, graphs)]
+    if crafted:
+        for (name, _), g, samples in zip(named, graphs, per_model):
+            if name in REQUANT_MODELS:
+                samples += [[c.sample] for c in craft(g, ROUNDINGS, rng, per_alt=2)]
+    return Suite([n for n, _ in named], [d for _, d in named], graphs, per_model)
+
+
 @pytest.fixture(scope="session", params=["portable", "dsp-emulated"])
 def bench(request: pytest.FixtureRequest, single_op_models: dict[str, bytes],
           tmp_path_factory: pytest.TempPathFactory) -> dict[str, Results]:
     """Every single-op model and every patched model, merged into one host network
-    (one compile per kernel variant), run on its inputs; the oracle run on the same inputs."""
-    from tinyedge.oracle import Oracle
-
-    patched = _patched_models(single_op_models)
-    named = sorted(single_op_models.items()) + sorted(patched.items())
-    graphs = [read_model(data, name) for name, data in named]
+    (one compile per kernel variant), run on its inputs; TFLM run on the same inputs."""
+    suite = single_op_suite(single_op_models)
     workdir = tmp_path_factory.mktemp(f"bench-{request.param}")
-    host = HostNetwork(merge_graphs(graphs), workdir, cc=host_cc(request.param, workdir))
-    rng = np.random.default_rng(20240611)
-    per_model = [(_near_zero_point_inputs if name in patched else _uniform_inputs)(name, g, rng)
-                 for (name, _), g in zip(named, graphs)]
-    n = max(len(s) for s in per_model)
-    got = host.run_many([[x for s in per_model for x in s[k % len(s)]] for k in range(n)])
-    results: dict[str, Results] = {}
-    pos = 0
-    for (name, data), g, samples in zip(named, graphs, per_model):
-        oracle = Oracle(data)
-        r = Results([], [], [])
-        for k, sample in enumerate(samples):
-            r.oracle += oracle.run(sample)
-            r.host += got[k][pos:pos + len(g.outputs)]
-            r.labels += [f"{name} sample {k} output {j}" for j in range(len(g.outputs))]
-        pos += len(g.outputs)
-        results[name] = r
-    return results
+    host = HostNetwork(suite.merged(), workdir, cc=host_cc(request.param, workdir))
+    return suite.compare(host.run_many(suite.batched()))
 
 
 @pytest.mark.parametrize("opcode", sorted(OUR_OPS))
@@ -390,9 +454,100 @@ def test_patched_options_bit_exact(single_op_models: dict[str, bytes], bench: di
     assert not failures, "\n".join(failures)
 
 
-def _craft(w: np.ndarray, zp: int, target: int, rng: np.random.Generator) -> np.ndarray | None:
-    """An int8 input x with sum((x - zp) * w) == target, by greedy coordinate moves."""
-    x = rng.integers(-128, 127, size=w.size, endpoint=True).astype(np.int64)
+# ---------------------------------------------------------------- TFLM's requantization, pinned
+#
+# Inputs crafted so that one output element's accumulator is a chosen integer, where
+# TFLM's arithmetic and a plausible alternative give different outputs. The expected
+# value is TFLM's output; the alternative is computed only to choose the accumulators
+# and to show that TFLM's output there really tells the two apart.
+
+
+def _srdhm(a: np.ndarray, mult: int) -> np.ndarray:
+    """gemmlowp SaturatingRoundingDoublingHighMul of int64 accumulators (|a| < 2^31) by a Q31 multiplier."""
+    return (a * mult + (1 << 30)) >> 31
+
+
+def double_rounding(a: np.ndarray, mult: int, shift: int) -> np.ndarray:
+    """MultiplyByQuantizedMultiplier as TFLM's default build has it, shift <= 0: SRDHM, then
+    RoundingDivideByPOT (ties away from zero)."""
+    v, n = _srdhm(a, mult), -shift
+    mask = (1 << n) - 1
+    return (v >> n) + ((v & mask) > (mask >> 1) + (v < 0)).astype(np.int64)
+
+
+def ties_up(a: np.ndarray, mult: int, shift: int) -> np.ndarray:
+    """SRDHM, then a rounding shift that breaks ties toward +inf (NEON vrshl; TFLite's x86 kernels)."""
+    n = -shift
+    return (_srdhm(a, mult) + ((1 << n) >> 1)) >> n
+
+
+def single_rounding(a: np.ndarray, mult: int, shift: int) -> np.ndarray:
+    """TFLITE_SINGLE_ROUNDING's MultiplyByQuantizedMultiplier: one rounding of a * mult / 2^(31 - shift)."""
+    t = 31 - shift
+    return (a * mult + (1 << (t - 1))) >> t
+
+
+@dataclass
+class Probe:
+    """One output element of a single-op model as a linear form of the model's input:
+    acc = bias + sum_i w[i] * (x[pos[i]] - input_zp), requantized with (mult, shift)."""
+
+    out: int  # flat output index
+    pos: np.ndarray  # flat input positions
+    w: np.ndarray  # int64
+    bias: int
+    mult: int
+    shift: int
+
+
+Alternative = Callable[[np.ndarray, Probe], np.ndarray]  # accumulators -> outputs (no zero point)
+
+
+def probes(g: Graph) -> list[Probe]:
+    """Every output element of a FULLY_CONNECTED, or of a CONV_2D / DEPTHWISE_CONV_2D (multiplier
+    1) whose VALID kernel covers its whole input (one output pixel)."""
+    (op,) = g.operators
+    x, w_t, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
+    assert w_t.quant is not None
+    b_t = input_tensor(g, op, 2)
+    w = w_t.array().astype(np.int64)
+    if op.opcode == "FULLY_CONNECTED":
+        n_out = w.shape[0]
+        forms = [(j, np.arange(w.shape[1]), w[j]) for j in range(n_out)]
+    elif op.opcode == "CONV_2D":
+        assert w.shape[1:] == x.shape[1:] and y.shape[1:3] == (1, 1)
+        n_out = w.shape[0]
+        forms = [(c, np.arange(x.size), w[c].reshape(-1)) for c in range(n_out)]
+    else:
+        assert w.shape[1:] == x.shape[1:] and y.shape[1:3] == (1, 1)
+        n_out = c_in = x.shape[3]
+        forms = [(c, np.arange(x.size // c_in) * c_in + c, w[0, :, :, c].reshape(-1)) for c in range(c_in)]
+    reals = quant.conv_effective_scales(x.scale, w_t.quant.scale, y.scale, n_out)
+    bias = b_t.array().astype(np.int64).reshape(-1) if b_t is not None else np.zeros(n_out, np.int64)
+    out = []
+    for ch, pos, wv in forms:
+        mult, shift = quant.quantize_multiplier(reals[ch])
+        assert shift <= 0
+        out.append(Probe(ch, pos, wv, int(bias[ch]), mult, shift))
+    return out
+
+
+def telling_accumulators(p: Probe, zp_in: int, zp_out: int, alt: Alternative) -> np.ndarray:
+    """Accumulators well inside p's reachable range, with an unclamped output, where TFLM's
+    double rounding with p's multiplier and ``alt`` give different integers."""
+    lo_x, hi_x = -128 - zp_in, 127 - zp_in
+    reach_lo = p.bias + int(np.minimum(p.w * lo_x, p.w * hi_x).sum())
+    reach_hi = p.bias + int(np.maximum(p.w * lo_x, p.w * hi_x).sum())
+    real = p.mult * 2.0 ** (p.shift - 31)
+    lo = max(reach_lo + (reach_hi - reach_lo) // 5, int((-120 - zp_out) / real))
+    hi = min(reach_hi - (reach_hi - reach_lo) // 5, int((120 - zp_out) / real))
+    a = np.arange(lo, hi, dtype=np.int64)
+    return a[double_rounding(a, p.mult, p.shift) != alt(a, p)]
+
+
+def _craft(w: np.ndarray, zp: int, target: int, rng: np.random.Generator, x0: np.ndarray) -> np.ndarray | None:
+    """An int8 vector x with sum((x - zp) * w) == target, by greedy coordinate moves from x0."""
+    x = x0.astype(np.int64)
     nonzero = np.flatnonzero(w)
     for _ in range(20_000):
         d = target - int((x - zp) @ w)
@@ -405,43 +560,115 @@ def _craft(w: np.ndarray, zp: int, target: int, rng: np.random.Generator) -> np.
     return None
 
 
-def test_fc_per_tensor_multiplier_is_the_float_product(single_op_models: dict[str, bytes], tmp_path: Path) -> None:
-    """Per-tensor FULLY_CONNECTED derives its multiplier from float32(s_in * s_w) / s_out
-    (TFLite's GetQuantizedConvolutionMultipler), not from the double product. The two differ in
-    the Q31 mantissa's last bits, which shows only for rare accumulators: craft inputs that hit
-    them and compare with the oracle."""
+@dataclass
+class Crafted:
+    sample: np.ndarray  # the model's input
+    out: int  # the flat output index it targets
+    acc: int  # the accumulator crafted there
+    against: str  # what TFLM's output there must differ from
+    other: int  # that alternative's output (zero point included)
+
+
+def craft(g: Graph, alts: dict[str, Alternative], rng: np.random.Generator, per_alt: int) -> list[Crafted]:
+    """Up to ``per_alt`` inputs per alternative, each on another output element where possible."""
+    x_t, y_t = g.input_tensors[0], g.output_tensors[0]
+    out: list[Crafted] = []
+    for name, alt in alts.items():
+        made = 0
+        for k in rng.permutation(len(ps := probes(g))):
+            p = ps[int(k)]
+            accs = telling_accumulators(p, x_t.zero_point, y_t.zero_point, alt)
+            for acc in rng.permutation(accs)[:3]:
+                full = rng.integers(-128, 127, size=x_t.size, endpoint=True, dtype=np.int64)
+                v = _craft(p.w, x_t.zero_point, int(acc) - p.bias, rng, full[p.pos])
+                if v is not None:
+                    full[p.pos] = v
+                    other = int(alt(np.array([acc]), p)[0]) + y_t.zero_point
+                    out.append(Crafted(full.astype(np.int8).reshape(x_t.shape), p.out, int(acc), name, other))
+                    made += 1
+                    break
+            if made == per_alt:
+                break
+    return out
+
+
+def check_crafted(models: dict[str, bytes], crafted: dict[str, list[Crafted]], variant: str,
+                  workdir: Path) -> None:
+    """All models in one host build; every crafted input's whole output equals TFLM's, and
+    TFLM's value at the targeted element differs from the alternative's."""
     from tinyedge.oracle import Oracle
 
-    data = single_op_models["te_pt_dense_deep_a"]
-    g = read_model(data, "te_pt_dense_deep_a")
+    names = sorted(models)
+    graphs = [read_model(models[n], n) for n in names]
+    host = HostNetwork(merge_graphs(graphs), workdir, cc=host_cc(variant, workdir))
+    n = max(len(crafted[m]) for m in names)
+    got = host.run_many([[crafted[m][k % len(crafted[m])].sample for m in names] for k in range(n)])
+    failures = []
+    for pos, name in enumerate(names):
+        oracle = Oracle(models[name])
+        for k, c in enumerate(crafted[name]):
+            want = oracle.run([c.sample])[0]
+            tflm = int(want.reshape(-1)[c.out])
+            assert tflm != c.other, f"{name}: TFLM gives {tflm} at accumulator {c.acc}, as {c.against} would"
+            if not np.array_equal(got[k][pos].reshape(want.shape), want):
+                failures.append(f"{name} input {k} (accumulator {c.acc}, against {c.against}): host "
+                                f"{int(got[k][pos].reshape(-1)[c.out])}, TFLM {tflm}")
+    assert not failures, "\n".join(failures)
+
+
+REQUANT_MODELS = ("te_pt_dense_deep_a", "te_dense_deep_pc", "te_conv_deep_1px", "te_dw_deep_1px")
+ROUNDINGS: dict[str, Alternative] = {
+    "ties up": lambda a, p: ties_up(a, p.mult, p.shift),
+    "single rounding": lambda a, p: single_rounding(a, p.mult, p.shift),
+}
+
+
+@pytest.mark.parametrize("variant", ["portable", "dsp-emulated"])
+def test_requantization_is_tflm_double_rounding(variant: str, single_op_models: dict[str, bytes],
+                                               tmp_path: Path) -> None:
+    """FULLY_CONNECTED (per-tensor and per-channel), CONV_2D and DEPTHWISE_CONV_2D requantize with
+    TFLM's MultiplyByQuantizedMultiplier: SRDHM, then RoundingDivideByPOT (ties away from zero).
+    The crafted accumulators round differently under a tie-up shift (TFLite's x86 kernels) or a
+    single rounding (TFLITE_SINGLE_ROUNDING)."""
+    rng = np.random.default_rng(20240917)
+    models = {n: single_op_models[n] for n in REQUANT_MODELS}
+    crafted = {n: craft(read_model(data, n), ROUNDINGS, rng, per_alt=4) for n, data in models.items()}
+    for n, c in crafted.items():
+        assert {a: sum(x.against == a for x in c) for a in ROUNDINGS} == {a: 4 for a in ROUNDINGS}, n
+    check_crafted(models, crafted, variant, tmp_path)
+
+
+def test_fc_per_tensor_multiplier_is_the_double_product(single_op_models: dict[str, bytes],
+                                                        tmp_path: Path) -> None:
+    """The pinned TFLM derives a per-tensor FULLY_CONNECTED multiplier from
+    double(s_in) * double(s_w) / double(s_out), not from the float32 product of the scales
+    (TFLite, and TFLM's older sources). The two differ in the Q31 mantissa's last bits, which
+    shows only at rare accumulators: on copies of one model with slightly different output
+    scales, craft inputs that hit them."""
+    base = single_op_models["te_pt_dense_deep_a"]
+    g = read_model(base, "te_pt_dense_deep_a")
     (op,) = g.operators
-    x_t, w_t, y_t = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
+    w_t = g.tensor(op.inputs[1])
     assert w_t.quant is not None and not w_t.quant.per_channel
-    as_float = quant.quantize_multiplier(float(np.float32(x_t.scale) * np.float32(w_t.quant.scale[0])) / y_t.scale)
-    as_double = quant.quantize_multiplier(x_t.scale * w_t.quant.scale[0] / y_t.scale)
-    assert as_float != as_double, "the case no longer separates the two derivations"
-    rq = quant.mul_by_quantized_multiplier_round_up
-    real = as_float[0] * 2.0 ** (as_float[1] - 31)
-    span = np.arange(-int(250 / real), int(250 / real))
-    near_half = span[np.abs((span * real) % 1 - 0.5) < 1e-3]
-    telling = [int(a) for a in near_half if rq(int(a), *as_float) != rq(int(a), *as_double)]
-    assert telling, "no accumulator separates the two derivations"
-    w = w_t.array().astype(np.int64)
     rng = np.random.default_rng(3)
-    host = HostNetwork(g, tmp_path)
-    oracle = Oracle(data)
-    samples, units = [], []
-    for target in telling[:6]:
-        j = int(rng.integers(0, w.shape[0]))
-        x = _craft(w[j], x_t.zero_point, target, rng)
-        if x is not None:
-            samples.append([x.reshape(x_t.shape)])
-            units.append(j)
-    assert len(samples) >= 3
-    got = host.run_many(samples)
-    for s, out, j in zip(samples, got, units):
-        want = oracle.run(s)[0]
-        assert np.array_equal(out[0], want), f"unit {j}: host {out[0].reshape(-1)[j]} oracle {want.reshape(-1)[j]}"
+    models: dict[str, bytes] = {}
+    crafted: dict[str, list[Crafted]] = {}
+    for k in range(40):
+        data = with_output_scale(base, 1.0 + 1e-4 * k)
+        v = read_model(data, f"scaled{k}")
+        x_t, y_t = v.input_tensors[0], v.output_tensors[0]
+        product = float(np.float32(np.float32(x_t.scale) * np.float32(w_t.scale)))
+        as_float = quant.quantize_multiplier(product / float(y_t.scale))
+        if as_float == quant.quantize_multiplier(float(x_t.scale) * float(w_t.scale) / float(y_t.scale)):
+            continue
+        alt: dict[str, Alternative] = {"the float32 product": lambda a, p, m=as_float: double_rounding(a, *m)}
+        c = craft(v, alt, rng, per_alt=2)
+        if c:
+            models[f"scaled{k}"], crafted[f"scaled{k}"] = data, c
+        if sum(map(len, crafted.values())) >= 6:
+            break
+    assert sum(map(len, crafted.values())) >= 6, "too few accumulators separate the two derivations"
+    check_crafted(models, crafted, "portable", tmp_path)
 
 
 # ---------------------------------------------------------------- shared models, layer by layer
@@ -545,10 +772,17 @@ def test_check_names_asymmetric_weights_and_bad_options() -> None:
     op.options["weights_format"] = 1
     assert any("weights_format" in p for p in _problems(g, op))
 
+    for bad in (5, 0):  # TFLM loops over the option as given, 0 included
+        g = copy.deepcopy(_kws())
+        op = _first(g, "DEPTHWISE_CONV_2D")
+        op.options["depth_multiplier"] = bad
+        assert any(f"depth_multiplier {bad}" in p for p in _problems(g, op))
+
     g = copy.deepcopy(_kws())
-    op = _first(g, "DEPTHWISE_CONV_2D")
-    op.options["depth_multiplier"] = 5
-    assert any("depth_multiplier 5" in p for p in _problems(g, op))
+    op = _first(g, "FULLY_CONNECTED")
+    y = g.tensors[op.outputs[0]]
+    g.tensors[y.index] = replace(y, shape=(y.shape[-1], 1))  # same size, but not [rows, units]
+    assert any("does not end in the" in p for p in _problems(g, op))
 
     g = copy.deepcopy(_kws())
     op = _first(g, "CONV_2D")
@@ -566,6 +800,112 @@ def test_unsupported_option_is_a_clear_error() -> None:
     assert "DEPTHWISE_CONV_2D" in err.value.message and "SIGN_BIT" in err.value.message
 
 
+# ---------------------------------------------------------------- check(): what TFLM refuses
+
+
+def with_tensor_zero_point(data: bytes, tensor_index: int, zero_point: int) -> bytes:
+    """``data`` with tensor ``tensor_index``'s (first) zero point set to ``zero_point``."""
+    import tflite
+
+    buf = bytearray(data)
+    q = tflite.Model.GetRootAsModel(buf, 0).Subgraphs(0).Tensors(tensor_index).Quantization()
+    pos = q._tab.Vector(q._tab.Offset(10))  # QuantizationParameters field 3: zero_point (vector of long)
+    struct.pack_into("<q", buf, pos, zero_point)
+    return bytes(buf)
+
+
+def _tflm_refuses(data: bytes) -> str:
+    """TFLM's reason for refusing the model at Prepare (the test fails if TFLM loads it)."""
+    from tinyedge.oracle import TflmOracle
+
+    with pytest.raises(TinyEdgeError) as err:
+        TflmOracle(data)
+    return err.value.message
+
+
+def _one_op_problems(data: bytes) -> list[str]:
+    g = read_model(data)
+    (op,) = g.operators
+    return _problems(g, op)
+
+
+def _pool_output_scale_off(pool: bytes, delta: float) -> bytes:
+    """The pool model with its output scale ``delta`` above its input scale."""
+    g = read_model(pool)
+    return with_output_scale(pool, (g.input_tensors[0].scale + delta) / g.output_tensors[0].scale)
+
+
+def _fc_bias_scale_off(dense: bytes, k: float) -> bytes:
+    """The per-tensor FC model with its bias scale ``k`` output scales above s_in * s_w."""
+    g = read_model(dense)
+    (op,) = g.operators
+    x, w, b, y = (g.tensor(i) for i in (*op.inputs, op.outputs[0]))
+    return with_tensor_scale(dense, b.index, (x.scale * w.scale + k * y.scale) / b.scale)
+
+
+def _patched(models: dict[str, bytes]) -> dict[str, tuple[bytes, str]]:
+    """name -> (patched model, a phrase our check says when it refuses it)."""
+    conv6, pool, dense = models["conv_relu6"], models["avgpool_2x2_s2"], models["te_pt_dense"]
+    zp = read_model(pool).output_tensors[0].zero_point
+    return {
+        # PoolingPrepare: |input scale - output scale| <= 1e-6, equal zero points
+        "pool output scale 1.5e-6 off": (_pool_output_scale_off(pool, 1.5e-6), "TFLM's pooling requires them equal"),
+        "pool output scale 5e-7 off": (_pool_output_scale_off(pool, 5e-7), ""),
+        "pool output zero point": (with_tensor_zero_point(pool, read_model(pool).outputs[0], zp + 1), "zero point"),
+        # GetQuantizedConvolutionMultipler: |s_in * s_w - s_bias| / s_out <= 0.02 (per-tensor weights)
+        "FC bias scale 0.0205 off": (_fc_bias_scale_off(dense, 0.0205), "bias scale"),
+        "FC bias scale 0.0195 off": (_fc_bias_scale_off(dense, 0.0195), ""),
+        # CalculateActivationRangeQuantized: 6 / output scale must fit in int32
+        "RELU6 bound beyond int32": (with_output_scale(conv6, 1e-9), "beyond int32"),
+    }
+
+
+@pytest.fixture(scope="session")
+def refusal_models(single_op_models: dict[str, bytes], model_cache: Path) -> dict[str, bytes]:
+    return single_op_models | {"avgpool_2x2_s2": keras_models.tflite_model("avgpool_2x2_s2", model_cache)}
+
+
+@pytest.mark.parametrize("case", ["pool output scale 1.5e-6 off", "pool output zero point", "FC bias scale 0.0205 off",
+                                  "RELU6 bound beyond int32"])
+def test_check_refuses_what_tflm_prepare_refuses(case: str, refusal_models: dict[str, bytes]) -> None:
+    """Each patched model is refused by TFLM's Prepare (the interpreter will not load it); the
+    check refuses it too, naming TFLM's rule."""
+    data, phrase = _patched(refusal_models)[case]
+    _tflm_refuses(data)
+    problems = _one_op_problems(data)
+    assert any(phrase in p for p in problems), problems
+
+
+@pytest.mark.parametrize("case", ["conv_relu6", "avgpool_2x2_s2", "te_pt_dense", "pool output scale 5e-7 off",
+                                  "FC bias scale 0.0195 off"])
+def test_check_accepts_what_tflm_prepare_accepts(case: str, refusal_models: dict[str, bytes]) -> None:
+    """The unpatched models, and patches just inside TFLM's tolerances: TFLM loads them and the
+    check accepts them."""
+    from tinyedge.oracle import TflmOracle
+
+    data = refusal_models[case] if case in refusal_models else _patched(refusal_models)[case][0]
+    TflmOracle(data)
+    assert _one_op_problems(data) == []
+
+
+def test_check_refuses_what_tflm_has_no_answer_for(refusal_models: dict[str, bytes]) -> None:
+    """TFLM loads these, but its answer is not defined by the model: a real multiplier >= 2^30
+    makes MultiplyByQuantizedMultiplier shift left by 31 bits or more (undefined in C++), and
+    DEPTHWISE_CONV_2D loops over its depth_multiplier option as given (0: no output written)."""
+    from tinyedge.oracle import TflmOracle
+
+    huge = with_output_scale(refusal_models["dense_nobias"], 1e-12)
+    TflmOracle(huge)
+    assert any(">= 2^30" in p for p in _one_op_problems(huge))
+
+    dw = refusal_models["dw_m1"]
+    zero = with_depth_multiplier(dw, 0, 0)
+    x = [np.full(t.shape, 3, np.int8) for t in read_model(dw).input_tensors]
+    # TFLM really takes the option: with 0 it does not compute the op's output
+    assert not np.array_equal(TflmOracle(zero).run(x)[0], TflmOracle(dw).run(x)[0])
+    assert any("depth_multiplier 0" in p for p in _one_op_problems(zero))
+
+
 # ---------------------------------------------------------------- host-side arithmetic
 
 
@@ -579,7 +919,13 @@ def test_quantize_multiplier_matches_tflite_definition() -> None:
     assert quant.quantize_multiplier(2.0 ** -20) == (1 << 30, -19)
     assert quant.quantize_multiplier(1.0 - 2.0 ** -40) == (1 << 30, 1)  # mantissa rounds up to 2^31
     assert quant.quantize_multiplier(2.0 ** -40) == (0, 0)  # shift < -31: flushed to zero
-    assert quant.quantize_multiplier(2.0 ** 40) == ((1 << 31) - 1, 30)  # saturated
+    assert quant.quantize_multiplier(2.0 ** 40) == ((1 << 31) - 1, 30)  # saturated (the ops refuse it)
+    # the exponent TFLM's double-rounding build keeps (no saturation): > 30 from 2^30 up
+    assert quant.multiplier_exponent(2.0 ** 40) == 41
+    assert quant.multiplier_exponent(2.0 ** 30) == 31
+    assert quant.multiplier_exponent(2.0 ** 30 * (1 - 2.0 ** -40)) == 31  # mantissa rounds up
+    assert quant.multiplier_exponent(2.0 ** 29) == 30
+    assert quant.multiplier_exponent(2.0 ** -40) == 0
     m, s = quant.quantize_multiplier(0.1)
     assert (m, s) == (1717986918, -3)  # round(0.8 * 2^31) = 1717986918.4 -> ...18
     for real in np.random.default_rng(0).uniform(1e-6, 4.0, 200):
@@ -594,11 +940,16 @@ def test_activation_range() -> None:
     assert quant.activation_range("RELU6", 0.1, -128) == (-128, -68)
     assert quant.activation_range("RELU_N1_TO_1", 0.05, 0) == (-20, 20)
     assert quant.activation_range("RELU6", 0.01, 0) == (0, 127)
+    # TFLM's Quantize refuses bounds whose rounded value leaves int32 (and 0 / 0)
+    for act, scale in (("RELU6", 1e-9), ("RELU_N1_TO_1", 1e-10), ("RELU", 0.0)):
+        with pytest.raises(ValueError, match="beyond int32"):
+            quant.activation_range(act, scale, 0)
+    assert quant.activation_range("RELU6", 6.0 / 2 ** 30, 0) == (0, 127)
 
 
 # ---------------------------------------------------------------- the C compiles cleanly everywhere
 
-KERNEL_SOURCES = ("te_fully_connected.c", "te_conv.c", "te_depthwise.c")
+KERNEL_SOURCES = ("te_fully_connected.c", "te_conv.c", "te_depthwise.c", "te_pool.c")
 TARGETS = {
     "host": ["gcc"],
     "cortex-m4f": ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],

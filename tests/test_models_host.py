@@ -1,5 +1,8 @@
 """Every shared reference model, generated and compiled for the host, is
-bit-exact with the TFLite oracle on random inputs (host-C tier)."""
+bit-exact with the oracle, TensorFlow Lite Micro, on random inputs and the
+extremes of the input range (host-C tier), both with the portable kernels and
+with the kernels' DSP code paths (``-DTE_EMULATE_DSP``, as the Cortex-M4/M7/
+M33/M55 builds run them)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import MODEL_NAMES, shared_model
+from test_kernels_conv_fc import host_cc
 from tinyedge.hostrun import HostNetwork
 from tinyedge.model import load_model
 from tinyedge.oracle import Oracle
@@ -17,10 +21,11 @@ from tinyedge.pipeline import random_samples
 N_SAMPLES = 20
 
 
+@pytest.mark.parametrize("variant", ["portable", "dsp-emulated"])
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_shared_model_bit_exact_on_host(name: str, tmp_path: Path) -> None:
+def test_shared_model_bit_exact_on_host(name: str, variant: str, tmp_path: Path) -> None:
     graph = load_model(shared_model(name))
-    host = HostNetwork(graph, tmp_path / name)
+    host = HostNetwork(graph, tmp_path / name, cc=host_cc(variant, tmp_path))
     oracle = Oracle(graph.model_bytes)
     samples = random_samples(graph, N_SAMPLES, seed=1234)
     # the extremes of the input range too: all-min and all-max inputs
@@ -34,7 +39,7 @@ def test_shared_model_bit_exact_on_host(name: str, tmp_path: Path) -> None:
             if not np.array_equal(o, w):
                 diff = np.abs(o.astype(int) - w.astype(int))
                 mismatched.append((i, int(np.count_nonzero(diff)), int(diff.max())))
-    assert not mismatched, f"{name}: samples (index, values differing, max diff): {mismatched}"
+    assert not mismatched, f"{name} ({variant}): samples (index, values differing, max diff): {mismatched}"
 
 
 def test_generation_is_reproducible(tmp_path: Path) -> None:

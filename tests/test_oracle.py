@@ -30,6 +30,7 @@ from tinyedge.oracle import (
     TFLM_PINNED,
     Oracle,
     TflmOracle,
+    SplitOracle,
     TfliteInterpreter,
     choose_oracle,
 )
@@ -122,9 +123,7 @@ def test_models_are_routed_to_tflm_unless_it_lacks_an_op() -> None:
     choice = choose_oracle(data, [op.opcode for op in read_model(data).operators])
     assert choice.is_tflm and isinstance(choice.oracle, TflmOracle) and not choice.note
     assert choice.oracle.version == TFLM_PINNED
-    tile = choose_oracle(_one_op_model("ADD"), ["ADD", "TILE"])
-    assert not tile.is_tflm and isinstance(tile.oracle, TfliteInterpreter)
-    assert "TILE" in tile.note and "TFLite interpreter" in tile.note
+
 
 
 def test_tflm_refusal_is_one_clear_line() -> None:
@@ -168,3 +167,42 @@ def test_host_without_tflm_says_so_and_uses_tflite(monkeypatch: pytest.MonkeyPat
     assert not choice.is_tflm and isinstance(choice.oracle, TfliteInterpreter)
     assert "cannot be checked on this host" in choice.note and "x86-64" in choice.note
     assert "\n" not in choice.note
+
+
+def test_split_oracle_cuts_and_rejoins_the_graph_exactly() -> None:
+    """Cutting ops out (here ops TFLM has: a RESHAPE and an AVERAGE_POOL_2D, which the
+    TFLite interpreter then runs alone) and iterating gives TFLM's whole-model answer:
+    the machinery that serves models with TILE / RELU_N1_TO_1 loses nothing."""
+    data = shared_model("kws_ref_model").read_bytes()
+    g = read_model(data)
+    cut = [op.index for op in g.operators if op.opcode in ("RESHAPE", "AVERAGE_POOL_2D")]
+    assert len(cut) == 2
+    split = SplitOracle(data, cut)
+    whole = TflmOracle(data)
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        x = rng.integers(-128, 128, size=g.input_tensors[0].shape, dtype=np.int8)
+        assert all(np.array_equal(a, b) for a, b in zip(split.run([x]), whole.run([x]), strict=True))
+
+
+def test_models_with_tile_follow_tflm_for_every_other_op(request: pytest.FixtureRequest) -> None:
+    """unet_upsampling has TILE (UpSampling2D) before CONV_2Ds. The oracle computes TILE with
+    the TFLite interpreter and the rest with TFLM; the x86 TFLite interpreter alone rounds some
+    of the convolution's ties differently (so the split is what makes the answer TFLM's)."""
+    from test_keras_matrix import MATRIX, tflite_for
+
+    cache = Path(request.config.cache.mkdir("tinyedge-keras-matrix"))
+    data = tflite_for(next(c for c in MATRIX if c.name == "unet_upsampling"), cache)
+    g = read_model(data)
+    assert "TILE" in [op.opcode for op in g.operators]
+    choice = choose_oracle(data, [op.opcode for op in g.operators])
+    split = choice.oracle
+    assert not choice.is_tflm and isinstance(split, SplitOracle)
+    assert "TILE" in choice.note and "TFLite interpreter" in choice.note and "TFLM every other op" in choice.note
+    tflite = TfliteInterpreter(data)
+    rng = np.random.default_rng(2)
+    differ = 0
+    for _ in range(20):
+        xs = [rng.integers(-128, 128, size=t.shape, dtype=np.int8) for t in g.input_tensors]
+        differ += sum(int(np.count_nonzero(a != b)) for a, b in zip(split.run(xs), tflite.run(xs), strict=True))
+    assert differ > 0

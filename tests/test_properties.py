@@ -178,7 +178,7 @@ def test_conv2d(p: ConvP, matrix_cache: Path, workroot: Path) -> None:
 
 @_settings(14)
 @given(p=conv_params(max_cin=20, max_out=3))
-# 63 output channels (not a multiple of 8), multiplier 3, stride 2 SAME
+# 63 output channels, multiplier 3 (the per-channel loop), stride 2 SAME
 @example(p=ConvP(9, 10, 21, 3, 3, 3, 2, 2, 1, 1, "same", "NONE", True))
 # dilated, VALID, a single output row
 @example(p=ConvP(5, 9, 6, 1, 3, 3, 1, 1, 2, 2, "valid", "RELU", False))

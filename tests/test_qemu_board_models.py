@@ -1,7 +1,8 @@
 """Every shared model on every emulated board (emulator tier).
 
 For each (board, model): `inspect`'s fit check decides. A model that fits is
-validated in QEMU, bit-exact with the TFLite oracle on random inputs. A model
+validated in QEMU, bit-exact with the oracle (TensorFlow Lite Micro) on random
+inputs. A model
 that does not fit is not skipped: the test asserts the reason inspect gives
 (weights vs flash, arena + stack vs RAM) and that the build really fails on
 memory, so the fit check is proven, not assumed.

@@ -19,7 +19,7 @@ import numpy as np
 from tinyedge.compiler import CompiledNetwork
 from tinyedge.errors import TinyEdgeError
 from tinyedge.model.rewrite import promote_to_outputs
-from tinyedge.oracle import IsolatedTflmOracle, OracleChoice, Reference, TfliteInterpreter
+from tinyedge.oracle import OracleChoice, Reference, TfliteInterpreter, choose_oracle
 
 
 @dataclass
@@ -64,7 +64,9 @@ def oracle_intermediates(net: CompiledNetwork, choice: OracleChoice,
     graph = net.graph
     wanted = [t for op in graph.operators for t in op.outputs]
     model, outputs = promote_to_outputs(graph.model_bytes, wanted)
-    runner: Reference = IsolatedTflmOracle(model) if choice.is_tflm else TfliteInterpreter(model)
+    # the same kind of oracle as the run's (TFLM, TFLM + TFLite for the ops TFLM lacks, or TFLite)
+    runner: Reference = (TfliteInterpreter(model) if isinstance(choice.oracle, TfliteInterpreter)
+                         else choose_oracle(model, [op.opcode for op in graph.operators], isolated=True).oracle)
     runner.reset()
     values = runner.run(list(inputs))
     return {t: np.asarray(v) for t, v in zip(outputs, values, strict=True)}

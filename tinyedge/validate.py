@@ -344,7 +344,7 @@ def validate_on_target(
     link = link_settings(net, emulator, timeout, baud)
     choice = choose_oracle(graph.model_bytes, [op.opcode for op in graph.operators], isolated=True)
     second: TfliteInterpreter | None = None
-    if choice.is_tflm:
+    if not isinstance(choice.oracle, TfliteInterpreter):  # TFLM decides: TFLite is the second opinion
         try:
             second = TfliteInterpreter(graph.model_bytes)
         except TinyEdgeError:  # information only: a model TFLM runs but TFLite refuses (e.g. int16

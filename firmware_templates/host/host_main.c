@@ -1,6 +1,6 @@
 /*
  * host_main.c - runs the generated network on the host (x86-64, gcc), so a
- * network can be checked against the TFLite oracle in milliseconds, without
+ * network can be checked against TensorFlow Lite Micro in milliseconds, without
  * a board or an emulator. Part of every generated project: `make host`.
  *
  * Protocol on stdin/stdout, binary, repeated until end of input: read the

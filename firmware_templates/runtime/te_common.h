@@ -5,28 +5,20 @@
  * the host (gcc x86-64) and for Cortex-M (arm-none-eabi-gcc).
  *
  * Where the arithmetic comes from: the TFLite int8 quantization spec and the
- * integer arithmetic of TFLite's builtin kernels (the oracle, see DESIGN.md),
- * established op by op against the oracle (tests/test_kernels_conv_fc.py):
+ * integer arithmetic of TensorFlow Lite Micro's reference kernels (the
+ * oracle, see DESIGN.md), written from TFLM's public sources
+ * (tensorflow/lite/kernels/internal/common.cc and third_party gemmlowp's
+ * fixedpoint.h):
  *   - gemmlowp fixedpoint: SaturatingRoundingDoublingHighMul (SRDHM) and
  *     RoundingDivideByPOT (round to nearest, ties away from zero);
- *   - tflite::MultiplyByQuantizedMultiplier (kernels/internal/common.h, the
- *     default double-rounding build): x << max(shift,0), SRDHM with the Q31
- *     multiplier, then RoundingDivideByPOT by max(-shift,0), ties AWAY from
- *     zero. -> te_mul_by_quantized_mult.
- *   - the NEON requantization of TFLite's optimized kernels (on x86 the same
- *     code runs through the NEON_2_SSE wrapper): vshlq (x << max(shift,0)),
- *     vqrdmulhq (= SRDHM), then vrshlq by min(shift,0), a rounding right
- *     shift that breaks ties UPWARD (toward +inf).
- *     -> te_mul_by_quantized_mult_round_up. Measured against the oracle:
- *     FULLY_CONNECTED and CONV_2D round this way on both of cpu_backend_gemm's
- *     paths (the custom NEON GEMV of cpu_backend_gemm_custom_gemv.h for one
- *     output column, the GEMM back end otherwise); DEPTHWISE_CONV_2D's
- *     optimized_ops::Quantize does for channels in full blocks of 8 and uses
- *     MultiplyByQuantizedMultiplier (ties away) for the out_c % 8 others.
- *   The two differ only when SRDHM's result lands exactly halfway between
- *   two integers and is negative: rare, but real (3 outputs in 25,600 of
- *   ad01_int8's last layer). A single-rounding requantization
- *   (TFLITE_SINGLE_ROUNDING, ruy's AVX kernels) matches neither.
+ *   - tflite::MultiplyByQuantizedMultiplier, the double-rounding build TFLM
+ *     ships by default (TFLITE_SINGLE_ROUNDING unset): x * 2^max(shift,0),
+ *     SRDHM with the Q31 multiplier, then RoundingDivideByPOT by
+ *     max(-shift,0). -> te_mul_by_quantized_mult. FULLY_CONNECTED, CONV_2D
+ *     and DEPTHWISE_CONV_2D requantize every output this way
+ *     (tests/test_kernels_conv_fc.py pins it against the TFLM interpreter on
+ *     accumulators where a single rounding, or ties broken upward as TFLite's
+ *     x86 kernels do, would give another integer).
  * These are our own implementations written from the published behaviour.
  *
  * Conventions: `mult` is a Q31 multiplier in [2^30, 2^31) (or 0), `shift` is
@@ -98,29 +90,6 @@ static inline int32_t te_mul_by_quantized_mult_greater_than_one(int32_t x, int32
                                                                 int32_t left_shift)
 {
     return te_sat_rounding_doubling_high_mul((int32_t)((uint32_t)x << left_shift), mult);
-}
-
-/* Rounding arithmetic shift right that breaks ties upward (toward +inf),
- * like NEON's vrshl with a negative shift: floor((x + 2^(n-1)) / 2^n),
- * computed without the overflow of x + 2^(n-1). n in [0, 31]. */
-static inline int32_t te_rounding_shift_right_up(int32_t x, int32_t n)
-{
-    if (n <= 0) {
-        return x;
-    }
-    return (x >> n) + ((x >> (n - 1)) & 1);
-}
-
-/* Requantization as the oracle's NEON-style kernels do it (FULLY_CONNECTED,
- * CONV_2D, DEPTHWISE_CONV_2D channels in full blocks of 8): the left shift
- * wraps (vshlq), SRDHM (vqrdmulhq), rounding shift right ties upward
- * (vrshlq). */
-static inline int32_t te_mul_by_quantized_mult_round_up(int32_t x, int32_t mult, int32_t shift)
-{
-    const int32_t left_shift = shift > 0 ? shift : 0;
-    const int32_t right_shift = shift > 0 ? 0 : -shift;
-    const int32_t shifted = (int32_t)((uint32_t)x << left_shift);
-    return te_rounding_shift_right_up(te_sat_rounding_doubling_high_mul(shifted, mult), right_shift);
 }
 
 static inline int32_t te_clamp_s32(int32_t x, int32_t lo, int32_t hi)

@@ -1,19 +1,20 @@
 /*
  * te_conv.c - int8 CONV_2D.
  *
- * Arithmetic: the TFLite int8 quantization spec:
- *   acc = bias[oc] + sum over the filter taps of (x - input_zp) * w,
- * int32, where taps outside the input read the input zero point (contribute
- * 0). As TFLite's optimized kernel does, each output pixel's receptive field
- * is gathered into a patch (im2col; padding taps hold input_zp), and the
- * input zero-point term is folded into the bias on the host:
+ * Arithmetic: TFLM's reference kernel reference_integer_ops::ConvPerChannel
+ * (int8; a per-tensor filter scale is broadcast to every output channel by
+ * TFLM's Prepare, so both cases run this code):
+ *   acc = bias[oc] + sum over the taps inside the input of
+ *         filter[oc][ky][kx][ic] * (x - input_zp)                     (int32)
+ *   out = min(max(MultiplyByQuantizedMultiplier(acc, mult[oc], shift[oc])
+ *                 + output_zp, act_min), act_max)
+ * (double rounding, te_mul_by_quantized_mult). TFLM skips the taps outside
+ * the input; here each output pixel's receptive field is gathered into a
+ * patch (im2col) whose padding taps hold input_zp, and the input zero-point
+ * term is folded into the bias on the host:
  *   acc = (bias[oc] - input_zp * sum(w[oc])) + dot(patch, w[oc]),
- * the same integer. The requantization is the oracle's: TFLite's
- * ConvPerChannel runs im2col + cpu_backend_gemm (ruy, or the custom NEON GEMV
- * for one output pixel), which round as SRDHM then a rounding shift right
- * breaking ties upward (te_mul_by_quantized_mult_round_up); then + output
- * zero point, clamp. Measured bit-exact against the oracle
- * (tests/test_kernels_conv_fc.py).
+ * the same integer (a padding tap adds input_zp * w, which the fold removes
+ * again; int32 sums are the same modulo 2^32 in any order).
  *
  * The dot products are te_dot4_s8 / te_dot_s8 (SMLAD under __ARM_FEATURE_DSP),
  * 4 output channels per pass over the patch.
@@ -55,8 +56,8 @@ static void te_conv_patch(const te_conv2d_params_t *p, const int8_t *image, int3
 static inline int8_t te_conv_requant(const te_conv2d_params_t *p, int32_t oc, int32_t acc)
 {
     const int32_t c = p->per_channel ? oc : 0;
-    acc = te_mul_by_quantized_mult_round_up(acc, p->mult[c], p->shift[c]);
-    return (int8_t)te_clamp_s32(acc + p->output_offset, p->act_min, p->act_max);
+    acc = te_mul_by_quantized_mult(acc, p->mult[c], p->shift[c]) + p->output_offset;
+    return (int8_t)TE_MIN(TE_MAX(acc, p->act_min), p->act_max);
 }
 
 void te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const int8_t *filter,

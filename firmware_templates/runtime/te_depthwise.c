@@ -1,21 +1,19 @@
 /*
  * te_depthwise.c - int8 DEPTHWISE_CONV_2D.
  *
- * Arithmetic: the TFLite int8 quantization spec:
- *   acc = bias[oc] + sum over the taps of (x[ic] - input_zp) * w[oc],
- * ic = oc / depth_mult, int32, where taps outside the input read input_zp
- * (contribute 0). The input zero-point term is folded into the bias on the
- * host (bias[oc] - input_zp * sum of the filter over the taps), so
- *   acc = bias'[oc] + sum over the taps of x' * w[oc],
- * with x' = input_zp for a padding tap: the same integer.
- * The requantization is the oracle's: TFLite's optimized
- * DepthwiseConvPerChannel (DepthwiseConvGeneral) requantizes with
- * optimized_ops::Quantize, whose NEON loop (also used on x86 through
- * NEON_2_SSE) handles channels in blocks of 8 as SRDHM + rounding shift right
- * breaking ties upward, and the out_c % 8 remaining channels with
- * MultiplyByQuantizedMultiplier (ties away from zero). round_up_channels is
- * out_c rounded down to a multiple of 8, computed on the host. Measured
- * bit-exact against the oracle (tests/test_kernels_conv_fc.py).
+ * Arithmetic: TFLM's reference kernel
+ * reference_integer_ops::DepthwiseConvPerChannel (int8; a per-tensor filter
+ * scale is broadcast to every channel by TFLM's Prepare):
+ *   acc = bias[oc] + sum over the taps inside the input of
+ *         filter[ky][kx][oc] * (x[ic] - input_zp),  ic = oc / depth_mult (int32)
+ *   out = min(max(MultiplyByQuantizedMultiplier(acc, mult[oc], shift[oc])
+ *                 + output_zp, act_min), act_max)
+ * (double rounding, te_mul_by_quantized_mult) for every channel alike. TFLM
+ * skips the taps outside the input; here the input zero-point term is folded
+ * into the bias on the host (bias[oc] - input_zp * sum of the filter over the
+ * taps) and a padding tap reads input_zp, so
+ *   acc = bias'[oc] + sum over all the taps of x' * w[oc],
+ * the same integer modulo 2^32.
  *
  * Loop order: for each output pixel a table of tap pointers is built in
  * scratch (each tap's input pixel, or a row of zero points for a padding
@@ -40,7 +38,6 @@ typedef struct {
     const int32_t *mult;
     const int32_t *shift;
     int32_t per_channel;
-    int32_t round_up_channels;
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
@@ -49,12 +46,8 @@ typedef struct {
 static inline int8_t te_dw_requant(const te_dw_requant_t *r, int32_t oc, int32_t acc)
 {
     const int32_t c = r->per_channel ? oc : 0;
-    if (oc < r->round_up_channels) {
-        acc = te_mul_by_quantized_mult_round_up(acc, r->mult[c], r->shift[c]);
-    } else {
-        acc = te_mul_by_quantized_mult(acc, r->mult[c], r->shift[c]);
-    }
-    return (int8_t)te_clamp_s32(acc + r->output_offset, r->act_min, r->act_max);
+    acc = te_mul_by_quantized_mult(acc, r->mult[c], r->shift[c]) + r->output_offset;
+    return (int8_t)TE_MIN(TE_MAX(acc, r->act_min), r->act_max);
 }
 
 /* depth_mult == 1: 4 channels starting at c, over `taps` taps. */
@@ -114,8 +107,8 @@ void te_depthwise_conv_s8(const te_depthwise_params_t *p, const int8_t *input,
     const int32_t depth_mult = p->depth_mult;
     const int32_t quads = depth_mult == 1 ? out_c / 4 * 4 : 0;
     const size_t in_image = (size_t)in_h * (size_t)in_w * (size_t)in_c;
-    const te_dw_requant_t rq = { p->mult, p->shift, p->per_channel, p->round_up_channels,
-                                 p->output_offset, p->act_min, p->act_max };
+    const te_dw_requant_t rq = { p->mult, p->shift, p->per_channel, p->output_offset,
+                                 p->act_min, p->act_max };
     /* scratch: tap pointers (8-byte slots), then a row of zero points */
     const int8_t **tap = (const int8_t **)(void *)scratch;
     int8_t *pad_row = scratch + 8 * taps;

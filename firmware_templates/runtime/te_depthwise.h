@@ -27,8 +27,6 @@ typedef struct {
     int32_t input_zero_point;    /* what a padding tap reads */
     int32_t output_offset;       /* output zero point */
     int32_t act_min, act_max;
-    int32_t round_up_channels;   /* channels [0, this) round ties upward, the rest away
-                                  * from zero (the oracle's Quantize, see te_depthwise.c) */
     int32_t per_channel;         /* 1: mult/shift hold out_c entries; 0: one */
     const int32_t *mult;
     const int32_t *shift;

@@ -2,14 +2,15 @@
  * te_fully_connected.c - int8 FULLY_CONNECTED, and the int8 dot products
  * te_conv.c shares.
  *
- * Arithmetic: the TFLite int8 quantization spec (int32 accumulation of
- * int8 x int8 products, symmetric weights, int32 bias) and the requantization
- * of the oracle's kernel: TFLite's optimized FullyConnected goes through
- * cpu_backend_gemm (its custom NEON GEMV for one input row, the GEMM back end
- * otherwise); both requantize as SRDHM followed by a rounding shift right
- * that breaks ties upward (te_mul_by_quantized_mult_round_up), then add the
- * output zero point and clamp. Measured bit-exact against the oracle
- * (tests/test_kernels_conv_fc.py).
+ * Arithmetic: TFLM's reference kernels
+ * reference_integer_ops::FullyConnected (per-tensor weights) and
+ * FullyConnectedPerChannel (one multiplier per output unit), int8 in/out:
+ *   acc = bias[o] + sum_d filter[o][d] * (input[b][d] - input_zp)   (int32)
+ *   out = min(max(MultiplyByQuantizedMultiplier(acc, mult, shift)
+ *                 + output_zp, act_min), act_max)
+ * with TFLM's double-rounding MultiplyByQuantizedMultiplier
+ * (te_mul_by_quantized_mult). The multipliers and the clamp range come from
+ * the host (tinyedge/ops/fully_connected.py), derived as TFLM's Prepare does.
  *
  * The input zero point is folded into the bias on the host, so the inner
  * loop is a plain int8 dot product, 4 output units per pass over the input.
@@ -92,11 +93,13 @@ void te_dot4_s8(const int8_t *x, const int8_t *w, int32_t n, int32_t acc[4])
     acc[3] = a3;
 }
 
+/* TFLM's output stage: requantize, add the output zero point, then max with
+ * act_min and min with act_max, in that order. */
 static inline int8_t te_fc_requant(const te_fc_params_t *p, int32_t o, int32_t acc)
 {
     const int32_t c = p->per_channel ? o : 0;
-    acc = te_mul_by_quantized_mult_round_up(acc, p->mult[c], p->shift[c]);
-    return (int8_t)te_clamp_s32(acc + p->output_offset, p->act_min, p->act_max);
+    acc = te_mul_by_quantized_mult(acc, p->mult[c], p->shift[c]) + p->output_offset;
+    return (int8_t)TE_MIN(TE_MAX(acc, p->act_min), p->act_max);
 }
 
 void te_fully_connected_s8(const te_fc_params_t *p, const int8_t *input, const int8_t *filter,

@@ -1,22 +1,25 @@
 /*
  * te_pool.c - int8 AVERAGE_POOL_2D and MAX_POOL_2D (NHWC).
  *
- * Where the arithmetic comes from: the oracle's int8 pooling kernels
- * (TFLite builtin, optimized_integer_ops::AveragePool / MaxPool in
- * kernels/internal/optimized/integer_ops/pooling.h; the reference kernels
- * compute the same numbers):
+ * Arithmetic: TFLM's reference kernels reference_integer_ops::AveragePool
+ * and MaxPool (int8; TFLM's Prepare requires the input and output to share
+ * their quantization, so no requantization happens):
  *   - the window is clipped to the input: padding cells are not counted, so
- *     count = valid rows * valid cols of this output position;
- *   - average: int32 sum of the int8 values (no zero point correction: input
- *     and output share their quantization), then
+ *     count = valid rows * valid cols of this output position (never 0 for
+ *     the SAME/VALID geometries the host accepts);
+ *   - average: int32 sum of the raw int8 values, then
  *         sum > 0 ? (sum + count/2) / count : (sum - count/2) / count
- *     with C's truncating division, i.e. round half away from zero; then
- *     clamped to the fused activation range;
- *   - max: start from the activation minimum, take the max over the valid
- *     cells, clamp to the activation maximum.
- * Verified bit-exact against the oracle in tests/test_kernels_misc.py.
+ *     with C's truncating division, i.e. round half away from zero; then max
+ *     with act_min, min with act_max;
+ *   - max: the largest valid cell (starting from -128), then max with
+ *     (int8)act_min, min with (int8)act_max, as TFLM's std::max<int8_t> /
+ *     std::min<int8_t> do.
+ * act_min/act_max come from the host (TFLM's CalculateActivationRangeQuantized
+ * with the output's scale and zero point).
  */
 #include "te_pool.h"
+
+#include "te_common.h"
 
 /* Channels are processed in tranches so the accumulators live on the stack. */
 #define TE_POOL_TRANCHE 64
@@ -85,6 +88,8 @@ void te_avgpool_s8(const te_pool_params_t *p, const int8_t *in, int8_t *out)
 void te_maxpool_s8(const te_pool_params_t *p, const int8_t *in, int8_t *out)
 {
     const int32_t C = p->channels;
+    const int8_t act_min = (int8_t)p->act_min;
+    const int8_t act_max = (int8_t)p->act_max;
     int32_t b, oy, ox, y, x, c;
     for (b = 0; b < p->batches; ++b) {
         const int8_t *in_b = in + (int32_t)b * p->in_h * p->in_w * C;
@@ -93,7 +98,7 @@ void te_maxpool_s8(const te_pool_params_t *p, const int8_t *in, int8_t *out)
                 const te_pool_window_t w = te_pool_window(p, oy, ox);
                 int8_t *o = out + (((int32_t)b * p->out_h + oy) * p->out_w + ox) * C;
                 for (c = 0; c < C; ++c) {
-                    o[c] = (int8_t)p->act_min;
+                    o[c] = (int8_t)TE_INT8_MIN;
                 }
                 for (y = w.y0; y < w.y1; ++y) {
                     for (x = w.x0; x < w.x1; ++x) {
@@ -104,7 +109,8 @@ void te_maxpool_s8(const te_pool_params_t *p, const int8_t *in, int8_t *out)
                     }
                 }
                 for (c = 0; c < C; ++c) {
-                    o[c] = o[c] > p->act_max ? (int8_t)p->act_max : o[c];
+                    o[c] = o[c] > act_min ? o[c] : act_min;
+                    o[c] = o[c] < act_max ? o[c] : act_max;
                 }
             }
         }

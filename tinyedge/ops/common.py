@@ -79,6 +79,30 @@ def activation_problems(op: Operator) -> list[str]:
     return []
 
 
+def fused_range_problems(op: Operator, y: Tensor) -> list[str]:
+    """The fused activation's clamp as TFLM's Prepare computes it (CalculateActivationRangeQuantized)
+    from the output's quantization: [] when it exists, else TFLM's reason for refusing."""
+    try:
+        quant.activation_range(activation_name(op), y.scale, y.zero_point)
+    except ValueError as exc:
+        return [str(exc)]
+    return []
+
+
+def requant_problems(reals: Sequence[float]) -> list[str]:
+    """Real requantization multipliers TFLM's QuantizeMultiplier + MultiplyByQuantizedMultiplier
+    (double rounding) give no defined answer for: not finite, negative, or >= 2^30."""
+    for r in reals:
+        if not np.isfinite(r) or r < 0:
+            return [f"requantization multiplier {r} (input scale * filter scale / output scale) is not a "
+                    "finite non-negative number; TFLM's QuantizeMultiplier fails on it"]
+        shift = quant.multiplier_exponent(float(r))
+        if shift > quant.MAX_LEFT_SHIFT:
+            return [f"requantization multiplier {r:.6g} >= 2^30: TFLM's MultiplyByQuantizedMultiplier "
+                    f"would shift left by {shift} bits (undefined in C++)"]
+    return []
+
+
 def binary_shape_problems(opname: str, a: Tensor, b: Tensor, y: Tensor, max_rank: int) -> list[str]:
     rank = max(len(a.shape), len(b.shape), len(y.shape))
     if rank > max_rank:

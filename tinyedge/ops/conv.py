@@ -1,12 +1,17 @@
 """CONV_2D and DEPTHWISE_CONV_2D, int8, lowered to te_conv2d_s8 / te_depthwise_conv_s8.
 
-The host computes every constant the kernels need: per-channel Q31
-multipliers and shifts (exactly as TFLite's PopulateConvolutionQuantizationParams
-does, in double precision), the fused activation's clamp, the padding offsets
-(TFLite's ComputePaddingHeightWidth), and the bias with the input
-zero-point term folded in (the kernels read the input zero point at padding
-taps, so the fold is exact at the borders too). See
-firmware_templates/runtime/te_conv.c and te_depthwise.c for the arithmetic.
+The kernels compute what TFLM's reference ConvPerChannel and
+DepthwiseConvPerChannel compute. The host computes every constant they need
+as TFLM's Prepare does: per-channel Q31 multipliers and shifts
+(PopulateConvolutionQuantizationParams: input_scale * filter_scale /
+output_scale in double, a per-tensor filter scale broadcast to every channel,
+then QuantizeMultiplier), the fused activation's clamp
+(CalculateActivationRangeQuantized), the padding offsets
+(ComputePaddingHeightWidth), and the bias with the input zero-point term
+folded in (the kernels read the input zero point at padding taps, so the fold
+is exact at the borders too). The checks refuse what TFLM's Prepare refuses
+or has no defined answer for. See firmware_templates/runtime/te_conv.c and
+te_depthwise.c for the arithmetic.
 """
 
 from __future__ import annotations
@@ -21,16 +26,16 @@ from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, activation_
 from tinyedge.ops.common import (
     activation_problems,
     bias_problems,
+    fused_range_problems,
     input_tensor,
     int8_tensor_problems,
     requant_consts,
+    requant_problems,
     weight_problems,
 )
+from tinyedge.quant import INT8_MAX, INT8_MIN
 
 PADDING = {0: "SAME", 1: "VALID"}
-
-
-# ---- checks shared with fully_connected.py -------------------------------------------
 
 
 # ---- geometry --------------------------------------------------------------------------
@@ -123,10 +128,14 @@ def _geometry_problems(op: Operator, graph: Graph, depthwise: bool) -> list[str]
         if g.out_c % g.in_c != 0:
             problems.append(f"{g.out_c} output channels is not a multiple of {g.in_c} input channels")
         else:
+            # TFLM's DepthwiseConvPerChannel loops over the depth_multiplier option, not the
+            # shapes: with any other value (0 included) it leaves outputs unwritten or writes
+            # past them.
             mult_opt = int(op.options.get("depth_multiplier", 0))
-            if mult_opt not in (0, g.out_c // g.in_c):
+            if mult_opt != g.out_c // g.in_c:
                 problems.append(f"depth_multiplier {mult_opt} does not match the filter "
-                                f"({g.out_c} output channels for {g.in_c} input channels)")
+                                f"({g.out_c} output channels for {g.in_c} input channels); TFLM's "
+                                "DEPTHWISE_CONV_2D uses the option as given")
     elif w.shape[3] != g.in_c:
         problems.append(f"grouped convolution (input has {g.in_c} channels, filter {w.shape[3]}) "
                         "is not supported")
@@ -140,7 +149,7 @@ def _geometry_problems(op: Operator, graph: Graph, depthwise: bool) -> list[str]
 
 def check_conv_like(op: Operator, graph: Graph, depthwise: bool) -> list[str]:
     """Every reason this CONV_2D / DEPTHWISE_CONV_2D cannot be lowered."""
-    if len(op.inputs) < 2:
+    if not 2 <= len(op.inputs) <= 3:  # TFLM's CalculateOpDataConv: 2 or 3 inputs
         return [f"has {len(op.inputs)} inputs; expected input, filter[, bias]"]
     x, w, b = input_tensor(graph, op, 0), input_tensor(graph, op, 1), input_tensor(graph, op, 2)
     y = graph.tensor(op.outputs[0]) if op.outputs else None
@@ -151,6 +160,14 @@ def check_conv_like(op: Operator, graph: Graph, depthwise: bool) -> list[str]:
     problems += weight_problems(w, n_out, 3 if depthwise else 0)
     problems += bias_problems(b, n_out)
     problems += activation_problems(op)
+    if problems:
+        return problems
+    assert x is not None and y is not None and w.quant is not None
+    if not INT8_MIN <= x.zero_point <= INT8_MAX:
+        # the padding taps hold the input zero point as an int8 (see te_conv.c)
+        problems.append(f"input zero point {x.zero_point} is outside the int8 range")
+    problems += fused_range_problems(op, y)
+    problems += requant_problems(quant.conv_effective_scales(x.scale, w.quant.scale, y.scale, n_out))
     if problems:
         return problems
     problems = _geometry_problems(op, graph, depthwise)
@@ -262,9 +279,6 @@ def lower_depthwise(op: Operator, ctx: LowerCtx) -> Lowered:
     fields = _common_fields(g, x, y, op)
     fields["input_zero_point"] = x.zero_point
     fields["depth_mult"] = g.out_c // g.in_c
-    # The oracle's optimized_ops::Quantize: NEON blocks of 8 channels round ties
-    # upward, the out_c % 8 leftovers round them away from zero.
-    fields["round_up_channels"] = (g.out_c // 8) * 8
     return Lowered(
         comment=f"DEPTHWISE_CONV_2D x{g.out_c // g.in_c} " + _describe(g, op, per_channel),
         call=f"te_depthwise_conv_s8(&{params_name}, {ctx.ptr(op.inputs[0])}, {f_name}, {b_name}, "
@@ -301,6 +315,7 @@ register(OpSpec(
     lower=lower_depthwise,
     check=lambda op, graph: check_conv_like(op, graph, depthwise=True),
     constraints="int8 in/out, int8 symmetric weights (per-channel or per-tensor), optional int32 bias; "
-                "any channel multiplier/stride/dilation, SAME/VALID; fused NONE/RELU/RELU6/RELU_N1_TO_1",
+                "any channel multiplier (the depth_multiplier option must match the shapes)/stride/dilation, "
+                "SAME/VALID; fused NONE/RELU/RELU6/RELU_N1_TO_1",
     macs=depthwise_macs,
 ))

@@ -1,12 +1,18 @@
 """FULLY_CONNECTED, int8, lowered to te_fully_connected_s8.
 
-The host computes every constant the kernel needs: the Q31 multiplier(s) and
-shift(s) exactly as TFLite derives them (per-tensor: the float32 product of
-the input and filter scales, divided in double, as in
-GetQuantizedConvolutionMultipler; per-channel: all in double), the fused
+The kernel computes what TFLM's reference FullyConnected (per-tensor weights)
+and FullyConnectedPerChannel (more than one filter scale) compute. The host
+computes every constant it needs as TFLM's CalculateOpDataFullyConnected
+does: the Q31 multiplier(s) and shift(s) (input scale * filter scale /
+output scale in double, per-tensor as in the pinned TFLM's
+GetQuantizedConvolutionMultipler, per-channel per unit; see
+quant.conv_effective_scales), the fused
 activation's clamp, and the bias with the input zero-point term
 ``-input_zp * sum_i filter[o][i]`` folded in, so that the kernel's inner loop
-is a plain int8 dot product. See firmware_templates/runtime/te_fully_connected.c.
+is a plain int8 dot product. TFLM ignores keep_num_dims: rows and units come
+from the output's shape. The check refuses what TFLM's Prepare refuses (e.g.
+a per-tensor bias scale too far from input * filter scale) or has no defined
+answer for. See firmware_templates/runtime/te_fully_connected.c.
 """
 
 from __future__ import annotations
@@ -14,14 +20,16 @@ from __future__ import annotations
 import numpy as np
 
 from tinyedge import quant
-from tinyedge.model.ir import Graph, Operator
+from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, activation_name, register
 from tinyedge.ops.common import (
     activation_problems,
     bias_problems,
+    fused_range_problems,
     input_tensor,
     int8_tensor_problems,
     requant_consts,
+    requant_problems,
     weight_problems,
 )
 
@@ -34,6 +42,19 @@ def _folded_bias(op: Operator, graph: Graph) -> np.ndarray:
     rows = w.array().astype(np.int64).sum(axis=1)
     bias = b.array().astype(np.int64).reshape(-1) if b is not None else np.zeros(w.shape[0], np.int64)
     return bias - int(x.zero_point) * rows
+
+
+def _bias_scale_problems(input_scale: float, filter_scale: float, b: Tensor, output_scale: float) -> list[str]:
+    """TFLM's GetQuantizedConvolutionMultipler (per-tensor weights, with a bias) requires
+    |input_scale * filter_scale - bias_scale| / output_scale <= 0.02, in double; an
+    unquantized bias has scale 0 there."""
+    bias_scale = b.scale if b.quant is not None else 0.0
+    diff = abs(float(input_scale) * float(filter_scale) - float(bias_scale))
+    if not diff / float(output_scale) <= 0.02:
+        return [f"bias scale {bias_scale:.6g} is not input scale * filter scale "
+                f"({float(input_scale) * float(filter_scale):.6g}): TFLM's FULLY_CONNECTED refuses a "
+                "difference above 0.02 output scales"]
+    return []
 
 
 def check_fc(op: Operator, graph: Graph) -> list[str]:
@@ -56,10 +77,23 @@ def check_fc(op: Operator, graph: Graph) -> list[str]:
     if problems:
         return problems
     assert x is not None
-    if x.size % w.shape[1] != 0:
-        return [f"input has {x.size} values, not a multiple of the weights' depth {w.shape[1]}"]
-    if y.size != (x.size // w.shape[1]) * w.shape[0]:
-        return [f"output shape {list(y.shape)} does not match {x.size // w.shape[1]} rows of {w.shape[0]} units"]
+    units, depth = w.shape
+    # TFLM reads the output depth from the output's last dimension and the row count from
+    # the others (keep_num_dims only shaped the output tensor, at conversion).
+    if not y.shape or y.shape[-1] != units:
+        return [f"output shape {list(y.shape)} does not end in the {units} units of the weights "
+                "(TFLM's FULLY_CONNECTED takes the output depth from the output's last dimension)"]
+    if x.size % depth != 0:
+        return [f"input has {x.size} values, not a multiple of the weights' depth {depth}"]
+    if y.size != (x.size // depth) * units:
+        return [f"output shape {list(y.shape)} does not match {x.size // depth} rows of {units} units"]
+    assert w.quant is not None
+    problems = fused_range_problems(op, y) + requant_problems(
+        quant.conv_effective_scales(x.scale, w.quant.scale, y.scale, units))
+    if not w.quant.per_channel and b is not None:
+        problems += _bias_scale_problems(x.scale, w.scale, b, y.scale)
+    if problems:
+        return problems
     folded = _folded_bias(op, graph)
     if folded.min() < INT32_MIN or folded.max() > INT32_MAX:
         return ["bias with the input zero point folded in does not fit in int32"]
@@ -74,7 +108,7 @@ def lower_fc(op: Operator, ctx: LowerCtx) -> Lowered:
     units, depth = w.shape
     batches = x.size // depth
     per_channel = w.quant.per_channel
-    reals = quant.fc_effective_scales(x.scale, w.quant.scale, y.scale, units)
+    reals = quant.conv_effective_scales(x.scale, w.quant.scale, y.scale, units)
     req_consts, req_fields = requant_consts(ctx, reals, per_channel)
     act = activation_name(op)
     act_min, act_max = quant.activation_range(act, y.scale, y.zero_point)

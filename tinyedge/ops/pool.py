@@ -1,17 +1,22 @@
 """AVERAGE_POOL_2D and MAX_POOL_2D, int8 NHWC -> ``te_avgpool_s8`` / ``te_maxpool_s8``.
 
-Arithmetic (see firmware_templates/runtime/te_pool.c): the oracle's int8
-pooling averages or maxes the raw int8 values of the valid (non-padding)
-cells; the average rounds half away from zero; the result is clamped to the
-fused activation range computed with the output's quantization. Padding and
-output size follow TFLite's ``ComputePaddingHeightWidth`` / ``ComputeOutSize``
+Arithmetic (see firmware_templates/runtime/te_pool.c): TFLM's reference
+int8 AveragePool / MaxPool average or max the raw int8 values of the valid
+(non-padding) cells; the average rounds half away from zero; the result is
+clamped to the fused activation range computed with the output's
+quantization. TFLM's Prepare refuses an input and output whose scales differ
+by more than 1e-6 or whose zero points differ; so does the check. Padding and
+output size follow ``ComputePaddingHeightWidth`` / ``ComputeOutSize``
 (kernels/padding.h).
 """
 
 from __future__ import annotations
 
-from tinyedge.model.ir import Graph, Operator
+import numpy as np
+
+from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.ops.base import LowerCtx, Lowered, OpSpec, activation_name, register
+from tinyedge.ops.common import fused_range_problems
 from tinyedge.quant import activation_range
 
 PADDING = {0: "SAME", 1: "VALID"}
@@ -31,6 +36,20 @@ def pad_before(in_size: int, filter_size: int, stride: int, out: int) -> int:
     return max(total, 0) // 2
 
 
+def _quant_problems(op: Operator, x: Tensor, y: Tensor) -> list[str]:
+    """TFLM's PoolingPrepare: |input scale - output scale| (float32) <= 1e-6 and equal zero
+    points (the kernels do not requantize), and a fused range it can compute."""
+    problems = []
+    diff = abs(np.float32(x.scale) - np.float32(y.scale))
+    if not float(diff) <= 1.0e-6:
+        problems.append(f"input scale {x.scale:.6g} and output scale {y.scale:.6g} differ by more than 1e-6; "
+                        "TFLM's pooling requires them equal")
+    if x.zero_point != y.zero_point:
+        problems.append(f"input zero point {x.zero_point} and output zero point {y.zero_point} differ; "
+                        "TFLM's pooling requires them equal")
+    return problems + fused_range_problems(op, y)
+
+
 def _check(op: Operator, graph: Graph) -> list[str]:
     problems: list[str] = []
     if len(op.inputs) < 1 or len(op.outputs) != 1 or op.inputs[0] < 0:
@@ -48,6 +67,8 @@ def _check(op: Operator, graph: Graph) -> list[str]:
             problems.append(f"{role} is quantized per channel (per-tensor only)")
     if x.is_const:
         problems.append("a constant input is not supported")
+    if not problems:
+        problems += _quant_problems(op, x, y)
     act = activation_name(op)
     if act not in SUPPORTED_ACTIVATIONS:
         problems.append(f"fused activation {act} is not supported (NONE, RELU, RELU6, RELU_N1_TO_1)")
@@ -112,14 +133,14 @@ register(OpSpec(
     name="AVERAGE_POOL_2D",
     lower=_lower_avg,
     check=_check,
-    constraints="int8 NHWC; SAME/VALID padding, any filter and stride; "
-                "fused NONE/RELU/RELU6/RELU_N1_TO_1",
+    constraints="int8 NHWC, input and output quantization equal (as TFLM requires); SAME/VALID padding, "
+                "any filter and stride; fused NONE/RELU/RELU6/RELU_N1_TO_1",
 ))
 
 register(OpSpec(
     name="MAX_POOL_2D",
     lower=_lower_max,
     check=_check,
-    constraints="int8 NHWC; SAME/VALID padding, any filter and stride; "
-                "fused NONE/RELU/RELU6/RELU_N1_TO_1",
+    constraints="int8 NHWC, input and output quantization equal (as TFLM requires); SAME/VALID padding, "
+                "any filter and stride; fused NONE/RELU/RELU6/RELU_N1_TO_1",
 ))
