@@ -29,7 +29,7 @@ from tinyedge.model.ir import DTYPE_SIZES, DTYPES, Graph, Operator, Quant, Tenso
 # No tensor of a model for a microcontroller comes near this; beyond it, sizes
 # are corrupt (and would make the planner and the lowering allocate gigabytes).
 MAX_TENSOR_BYTES = 1 << 31
-_INT_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+_INT_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "int32": (-(1 << 31), (1 << 31) - 1)}
 
 
 def _enum_names(cls: type) -> dict[int, str]:
@@ -132,7 +132,6 @@ def _build_graph(model: Any, data: bytes, source: str, tflite: Any) -> Graph:
             if len(zps) == 1 and len(scales) > 1:
                 zps = zps * len(scales)
             quant = Quant(scales, zps, int(q.QuantizedDimension()))
-            _check_quant(quant, shape, dtype, what, source)
         buf_data: bytes | None = None
         if not 0 <= t.Buffer() < model.BuffersLength():
             raise _corrupt(source, f"{what} names buffer {t.Buffer()}, the model has {model.BuffersLength()}")
@@ -153,6 +152,8 @@ def _build_graph(model: Any, data: bytes, source: str, tflite: Any) -> Graph:
                     f"its shape {list(shape)} needs {expect}",
                     "the model file is corrupt; re-export it",
                 )
+        if quant is not None:
+            _check_quant(quant, shape, dtype, what, source, const=buf_data is not None)
         tensors.append(
             Tensor(index=i, name=_text(t.Name()), shape=shape, dtype=dtype,
                    quant=quant, data=buf_data, is_variable=bool(t.IsVariable()))
@@ -218,12 +219,18 @@ def _check_shape(shape: tuple[int, ...], dtype: str, what: str, source: str) -> 
                             "no microcontroller holds that; check the model")
 
 
-def _check_quant(q: Quant, shape: tuple[int, ...], dtype: str, what: str, source: str) -> None:
+def _check_quant(q: Quant, shape: tuple[int, ...], dtype: str, what: str, source: str, const: bool) -> None:
+    """Scales finite and not negative -- and not zero for integer data computed at run
+    time, which every kernel divides by (a constant's channel of zeros may have
+    scale 0); zero points within the type; per-channel along an axis that has as
+    many channels."""
     if len(q.zero_point) != len(q.scale):
         raise _corrupt(source, f"{what} has {len(q.scale)} quantization scales and {len(q.zero_point)} zero points")
+    scales = f"{', '.join(f'{s:g}' for s in q.scale[:4])}{'...' if len(q.scale) > 4 else ''}"
     if not all(math.isfinite(s) and s >= 0 for s in q.scale):
-        raise _corrupt(source, f"{what} has a quantization scale that is negative, infinite or NaN "
-                               f"({', '.join(f'{s:g}' for s in q.scale[:4])}{'...' if len(q.scale) > 4 else ''})")
+        raise _corrupt(source, f"{what} has a quantization scale that is negative, infinite or NaN ({scales})")
+    if not const and dtype in ("int8", "uint8", "int16") and not all(s > 0 for s in q.scale):
+        raise _corrupt(source, f"{what}, computed at run time, has a quantization scale of 0 ({scales})")
     lo, hi = _INT_RANGES.get(dtype, (-(1 << 63), (1 << 63) - 1))
     if not all(lo <= z <= hi for z in q.zero_point):
         raise _corrupt(source, f"{what} has a zero point outside the range of {dtype}")
