@@ -39,3 +39,19 @@ def strip_tensor_names(data: bytes) -> bytes:
     builder = flatbuffers.Builder(len(data) + 1024)
     builder.Finish(obj.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def with_weight_changed(data: bytes) -> bytes:
+    """A copy of a model with one byte of its largest constant buffer changed by one:
+    another model (another SHA-256) with the same ops, shapes and memory plan."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    obj = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    buf = max((b for b in obj.buffers or [] if b.data is not None and len(b.data)), key=lambda b: len(b.data))
+    values = bytearray(bytes(buf.data))
+    values[0] = (values[0] + 1) & 0xFF
+    buf.data = list(values)
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(obj.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import tflite
 
+from clitools import assert_clean_error, run_cli
 from conftest import shared_model
 from modelpatch import with_opcode
 
-
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tinyedge.cli", *args], capture_output=True, text=True,
-                          cwd=cwd)
-
-
-def assert_clean_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr + proc.stdout
-    text = proc.stderr.lower()
-    assert "error:" in text
-    for n in needles:
-        assert n.lower() in text, proc.stderr
+from tinyedge.errors import InternalError
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +111,29 @@ def test_validate_refuses_a_model_that_cannot_fit(tmp_path: Path) -> None:
                    "--random", "1", "--project", str(tmp_path / "fw"), cwd=tmp_path)
     assert_clean_error(proc, "does not fit microbit", "RAM")
     assert not (tmp_path / "fw").exists()
+
+
+@pytest.mark.parametrize("exc", [InternalError("the lowering lost op 3", "what the compiler said"),
+                                 IndexError("list index out of range")])
+def test_a_bug_shows_its_traceback_and_asks_for_a_report(monkeypatch: pytest.MonkeyPatch,
+                                                         exc: Exception) -> None:
+    """Our own bugs are not user errors: traceback, the request to report, exit 70."""
+    from click.testing import CliRunner
+
+    import tinyedge.compiler
+    from tinyedge.cli import main
+    from tinyedge.errors import INTERNAL_ERROR_EXIT
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise exc
+
+    monkeypatch.setattr(tinyedge.compiler, "compile", broken)
+    result = CliRunner().invoke(main, ["inspect", str(shared_model("hello_world_int8"))])
+    assert result.exit_code == INTERNAL_ERROR_EXIT == 70
+    out = result.output
+    assert "Traceback (most recent call last)" in out and "internal error:" in out
+    assert "please report it" in out and "error: " not in out.replace("internal error: ", "")
+    if isinstance(exc, InternalError):
+        assert "the lowering lost op 3" in out and "what the compiler said" in out
+    else:
+        assert "IndexError: list index out of range" in out

@@ -121,14 +121,19 @@ def test_frame_reader_drops_overlong() -> None:
 
 def test_parse_hello_and_tensor_info_from_spec_layout() -> None:
     sha = bytes(range(32))
-    hello = struct.pack("<BHBBI", 2, 256, 2, 1, 25_000_000) + sha
-    for text in (b"mps2-an386", b"cortex-m4", b"0.1.0", b"0.2.0"):
+    hello = struct.pack("<BHBBI", 4, 256, 2, 1, 25_000_000) + sha
+    for text in (b"mps2-an386", b"cortex-m4", b"0.1.0", b"0.2.0", b"kws_ref_model"):
         hello += bytes([len(text)]) + text
     h = p.parse_hello(hello)
     assert (h.protocol_version, h.max_payload, h.num_inputs, h.num_outputs, h.clock_hz) == \
-        (2, 256, 2, 1, 25_000_000)
-    assert (h.model_sha256, h.board, h.core, h.runtime_version, h.generator_version) == \
-        (sha.hex(), "mps2-an386", "cortex-m4", "0.1.0", "0.2.0")
+        (4, 256, 2, 1, 25_000_000)
+    assert (h.model_sha256, h.board, h.core, h.runtime_version, h.generator_version, h.model_name) == \
+        (sha.hex(), "mps2-an386", "cortex-m4", "0.1.0", "0.2.0", "kws_ref_model")
+    # a version 3 HELLO has no model name; it still parses, so that the client can name the version
+    old = struct.pack("<BHBBI", 3, 256, 2, 1, 25_000_000) + sha + b"\x01a\x01b\x01c\x01d"
+    assert (p.parse_hello(old).protocol_version, p.parse_hello(old).model_name) == (3, "")
+    with pytest.raises(p.ProtocolError, match="HELLO response too short"):
+        p.parse_hello(hello[:-3])
 
     info = struct.pack("<BB4i", 9, 4, 1, 96, 96, 3) + struct.pack("<fiI", 0.5, -128, 27648)
     info += b"\x05input"

@@ -44,6 +44,13 @@ def test_board_end_to_end(name: str, tmp_path: Path) -> None:
             image, bias = rng.randbytes(400), rng.randbytes(3)
             assert client.infer([image, bias]).outputs == expected_outputs(image, bias)
         cal = client.calibrate(1_000_000)
+        # The count does not depend on when the request arrived: the same work, after
+        # UART traffic of random lengths (random SysTick phases), reads the same ticks.
+        ticks = set()
+        for _ in range(12):
+            client.echo(rng.randbytes(rng.randrange(0, 200)))
+            ticks.add((client.calibrate(12_345).ticks, client.infer([image, bias]).ticks))
+        assert len(ticks) == 1, ticks
     ipt = board.instructions_per_tick
     assert ipt
     # The two board_ticks() reads around the loop add some 40-60 instructions.

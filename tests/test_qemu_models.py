@@ -59,7 +59,8 @@ def test_generated_project_builds_with_make_alone(tmp_path: Path) -> None:
 
 
 def test_interrupted_run_resumes(tmp_path: Path) -> None:
-    """Samples already in the report are kept; only the rest are run."""
+    """A run interrupted after four of its six samples (Ctrl-C in the middle) keeps
+    them in its report; resumed with the same inputs, only the other two are run."""
     from dataclasses import asdict
 
     from tinyedge.boards import load_board
@@ -82,9 +83,16 @@ def test_interrupted_run_resumes(tmp_path: Path) -> None:
     def progress(i: int, n: int, s: object) -> None:
         ran.append(i)
 
-    first = validate_on_target(net, built.elf, samples[:4], report, asdict(built.memory),
-                               emulator="qemu", progress=progress)
-    assert first.all_exact and ran == [0, 1, 2, 3]
+    def interrupt_after_four(i: int, n: int, s: object) -> None:
+        progress(i, n, s)
+        if i == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        validate_on_target(net, built.elf, samples, report, asdict(built.memory), emulator="qemu",
+                           progress=interrupt_after_four)
+    first = json.loads(report.read_text())
+    assert ran == [0, 1, 2, 3] and len(first["samples"]) == 4 and not first["complete"]
     ran.clear()
     second = validate_on_target(net, built.elf, samples, report, asdict(built.memory),
                                 emulator="qemu", resume=True, progress=progress)

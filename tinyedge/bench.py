@@ -9,6 +9,7 @@ firmware: both are deterministic, so results are compared exactly run to run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from tinyedge import __version__
 from tinyedge.errors import TinyEdgeError
 from tinyedge.model import Graph
 from tinyedge.model.ir import DTYPES
+from tinyedge.outputs import write_atomic
 
 
 @dataclass
@@ -71,6 +73,7 @@ def bench_model(model_path: Path, board_name: str, workdir: Path, baselines: lis
                 log: Callable[[str], None] = lambda _m: None) -> BenchRow:
     from tinyedge.build import build_project
     from tinyedge.codegen.project import generate_project
+    from tinyedge.lock import project_lock
     from tinyedge.pipeline import compile_for_board
     from tinyedge.validate import validate_on_target
 
@@ -82,11 +85,15 @@ def bench_model(model_path: Path, board_name: str, workdir: Path, baselines: lis
         raise TinyEdgeError(f"board {board_name} cannot be benchmarked in QEMU", "pick an emulated board")
     project = workdir / f"{model_path.stem}-{board_name}"
     log(f"{model_path.stem} on {board_name}: generate, build")
-    proj = generate_project(net, project)
-    built = build_project(project)
-    assert built.memory is not None  # emulated boards build firmware, not a library
-    rep = validate_on_target(net, built.elf, [baseline_input(graph)], workdir / "bench-report.json",
-                             asdict(built.memory), emulator="qemu", timeout=300.0)
+    with contextlib.ExitStack() as locked:   # the project is ours until QEMU has loaded the ELF
+        locked.enter_context(project_lock(project, log=log))
+        proj = generate_project(net, project)
+        built = build_project(project)
+        assert built.memory is not None  # emulated boards build firmware, not a library
+        rep = validate_on_target(net, built.elf, [baseline_input(graph)],
+                                 workdir / f"{model_path.stem}-{board_name}.report.json", asdict(built.memory),
+                                 emulator="qemu", timeout=300.0, inputs="the TFLM baselines' input", force=True,
+                                 started=locked.close)
     s = rep.samples[0]
     m = built.memory
     return BenchRow(
@@ -141,7 +148,7 @@ def write_results(rows: list[BenchRow], outdir: Path) -> tuple[Path, Path]:
     outdir.mkdir(parents=True, exist_ok=True)
     js = outdir / "results.json"
     md = outdir / "results.md"
-    js.write_text(json.dumps({"tinyedge_version": __version__, "results": [asdict(r) for r in rows]},
-                             indent=2) + "\n")
-    md.write_text(to_markdown(rows))
+    write_atomic(js, json.dumps({"tinyedge_version": __version__, "results": [asdict(r) for r in rows]},
+                                indent=2) + "\n", "the benchmark results")
+    write_atomic(md, to_markdown(rows), "the benchmark table")
     return js, md

@@ -3,6 +3,11 @@
 The report reads the linked ELF: code (text), read-only data (rodata, which
 holds the weights), initialised data, zero-initialised data (bss, which holds
 the arena) and the stack, and checks them against the board's memories.
+
+A failed build names the compiler's (or linker's) first real diagnostic,
+``file:line:col: error: ...``, and keeps make's whole output in
+``build/make.log``. Building runs under the project's lock
+(:mod:`tinyedge.lock`), and ``make`` stops with tinyedge (:mod:`tinyedge.procs`).
 """
 
 from __future__ import annotations
@@ -10,14 +15,55 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
+import signal
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
+from tinyedge import procs
 from tinyedge.elf import SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_NOBITS, ElfFile
 from tinyedge.errors import TinyEdgeError
+from tinyedge.outputs import write_atomic
 
 MANIFEST = "tinyedge.json"
+MAKE_LOG = "build/make.log"
+
+# gcc/clang: "file:line[:col]: [fatal ]error: message" (-Werror turns warnings into these too)
+_COMPILER_ERROR = re.compile(r"^([^\s:][^:]*:\d+(?::\d+)?: (?:fatal )?error: .*)$")
+# GNU ld prefixes its own lines with its path: ".../bin/ld: "
+_LD_PREFIX = re.compile(r"^\S*?(?:^|/)ld(?:\.bfd|\.gold)?: ")
+_LINK_PROBLEMS = ("undefined reference to", "multiple definition of", "overflowed by", "will not fit in region",
+                  "cannot find ")
+_MAKE_ERROR = re.compile(r"^make(?:\[\d+\])?: \*\*\* (.*)$")
+
+
+def first_diagnostic(log: str) -> str:
+    """The first line of a build log that says what broke: a compiler error
+    (``file:line:col: error: ...``), else the linker's (an undefined or doubly
+    defined symbol, a full region, its own "error:" lines), else a line that
+    starts with "error:" (the generated Makefile's toolchain check), else
+    make's own complaint, else the last line."""
+    lines = [ln.rstrip() for ln in log.splitlines() if ln.strip()]
+    for ln in lines:
+        m = _COMPILER_ERROR.match(ln)
+        if m:
+            return m.group(1)
+    linker = [_LD_PREFIX.sub("", ln) for ln in lines if "collect2" not in ln]
+    for ln in linker:
+        if any(problem in ln for problem in _LINK_PROBLEMS):
+            return ln
+    for ln in lines:
+        if _LD_PREFIX.match(ln) and "error" in ln.lower():
+            return re.sub(r"^error: ", "", _LD_PREFIX.sub("", ln))
+    for ln in lines:
+        if ln.lower().startswith("error:"):
+            return ln
+    for ln in lines:
+        m = _MAKE_ERROR.match(ln)
+        if m and not re.fullmatch(r"\[.*\] Error \d+", m.group(1)):
+            return m.group(1)
+    rest = [ln for ln in lines if not re.match(r"make(\[\d+\])?: (Entering|Leaving) directory", ln)]
+    return rest[-1] if rest else "(no output)"
 
 
 @dataclass
@@ -121,8 +167,13 @@ def run_make(project: Path, jobs: int = 2) -> str:
     if shutil.which("arm-none-eabi-gcc") is None:
         raise TinyEdgeError("arm-none-eabi-gcc not found",
                             "sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi")
-    proc = subprocess.run(["make", "-C", str(project), f"-j{jobs}"], capture_output=True, text=True)
-    log = proc.stdout + proc.stderr
+    # stderr into stdout: the log keeps each diagnostic beside the command that printed it.
+    # SIGTERM as the parent-death signal: make then deletes the targets it was writing.
+    proc = procs.run(["make", "-C", str(project), f"-j{jobs}"], stdout=procs.PIPE, stderr=procs.STDOUT,
+                     text=True, death_signal=signal.SIGTERM)
+    log = proc.stdout or ""
+    (project / "build").mkdir(exist_ok=True)
+    write_atomic(project / MAKE_LOG, log, "the build log", durable=False)
     if proc.returncode != 0:
         over = re.search(r"region [`']?(\w+)'? overflowed by (\d+) bytes", log)
         if over:
@@ -130,27 +181,29 @@ def run_make(project: Path, jobs: int = 2) -> str:
                 f"firmware does not fit: {over.group(1)} overflowed by {over.group(2)} bytes",
                 "pick a board with more memory or a smaller model (`tinyedge inspect MODEL --board B`)",
             )
-        errors = [ln for ln in log.splitlines() if "error" in ln.lower()]
-        first = errors[0] if errors else (log.strip().splitlines() or ["(no output)"])[-1]
-        raise TinyEdgeError(f"build failed: {first.strip()}", f"full log: make -C {project}")
+        raise TinyEdgeError(f"build failed in {project}: {first_diagnostic(log)}",
+                            f"make's whole output is in {project / MAKE_LOG}")
     return log
 
 
-def build_project(project: str | Path) -> BuildResult:
+def build_project(project: str | Path, log: Callable[[str], None] | None = None) -> BuildResult:
     from tinyedge.boards import load_board
+    from tinyedge.lock import project_lock
 
     project = Path(project)
     manifest = read_manifest(project)
     board = load_board(manifest["board"])
-    log = run_make(project)
-    if board.is_library:
-        archive = project / "build" / "libtinyedge.a"
-        if not archive.exists():
-            raise TinyEdgeError(f"make did not produce {archive}", f"full log: make -C {project}")
-        return BuildResult(elf=archive, memory=None, log=log)
-    elf = find_elf(project)
-    rep = memory_report(elf, board.flash_size, board.ram_size)
-    (project / "build").mkdir(exist_ok=True)
-    (project / "build" / "memory.json").write_text(json.dumps(asdict(rep), indent=2) + "\n")
+    with project_lock(project, log=log):
+        make_log = run_make(project)
+        if board.is_library:
+            archive = project / "build" / "libtinyedge.a"
+            if not archive.exists():
+                raise TinyEdgeError(f"make did not produce {archive}",
+                                    f"make's whole output is in {project / MAKE_LOG}")
+            return BuildResult(elf=archive, memory=None, log=make_log)
+        elf = find_elf(project)
+        rep = memory_report(elf, board.flash_size, board.ram_size)
+        write_atomic(project / "build" / "memory.json", json.dumps(asdict(rep), indent=2) + "\n",
+                     "the memory report", durable=False)
     check_fits(rep, board.name)
-    return BuildResult(elf=elf, memory=rep, log=log)
+    return BuildResult(elf=elf, memory=rep, log=make_log)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import sys
+import traceback
 from functools import wraps
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from tinyedge import __version__
-from tinyedge.errors import TinyEdgeError
+from tinyedge import __version__, procs
+from tinyedge.errors import INTERNAL_ERROR_EXIT, REPORT_BUG, InternalError, TinyEdgeError
+from tinyedge.outputs import check_output_dir, check_output_file
 
 # Piped output (logs, CI) gets wide tables instead of rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -21,23 +26,60 @@ out = Console(soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
 
 
+def _fail(message: str, hint: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    if hint:
+        err.print(f"[yellow]hint:[/] {escape(hint)}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Print TinyEdgeError as one line + hint, no traceback, exit 1."""
+    """Print a TinyEdgeError as one line + hint, no traceback, exit 1; an
+    interruption or a termination signal as one line, exit 128 + signal; and
+    a bug (InternalError or any unexpected exception) with its traceback and a
+    request to report it, exit 70. Child processes are stopped on every path
+    (tinyedge.procs)."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with procs.signals_raise():
+                return fn(*args, **kwargs)
         except TinyEdgeError as exc:
-            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-            if exc.hint:
-                err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            err.print("[red]interrupted[/]")
-            sys.exit(130)
+            _fail(exc.message, exc.hint)
+        except (KeyboardInterrupt, procs.Terminated) as exc:
+            name = exc.name if isinstance(exc, procs.Terminated) else "Ctrl-C"
+            err.print(f"[red]interrupted ({name})[/]: stopped, and every program tinyedge started with it",
+                      highlight=False)
+            sys.exit(procs.exit_code(exc))
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # usage errors: click prints them
+        except OSError as exc:  # the environment, not tinyedge: a full disk, a vanished file
+            where = f": {exc.filename}" if exc.filename else ""
+            _fail(f"{exc.strerror or exc}{where}",
+                  "free some disk space and run again" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                  else "check the path and its permissions")
+        except Exception as exc:  # noqa: BLE001 - a bug: show everything
+            err.print(traceback.format_exc(), highlight=False, markup=False, soft_wrap=True)
+            if isinstance(exc, InternalError) and exc.detail:
+                err.print(exc.detail, highlight=False, markup=False, soft_wrap=True)
+            message = exc.message if isinstance(exc, InternalError) else f"{type(exc).__name__}: {exc}"
+            err.print(f"[bold red]internal error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]{REPORT_BUG}[/] (tinyedge {__version__})", highlight=False, soft_wrap=True)
+            sys.exit(INTERNAL_ERROR_EXIT)
 
     return wrapper
+
+
+def _check(ok: bool, message: str, hint: str) -> None:
+    """A command-line value that makes no sense: refused before any work."""
+    if not ok:
+        raise TinyEdgeError(message, hint)
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """Did the user give option ``name`` (not its default)?"""
+    return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,6 +113,7 @@ def convert(model: Path, output: Path, calibration: Path, validation: Path | Non
     """Quantize a Keras model (.keras, .h5) or SavedModel dir to a full-int8 .tflite."""
     from tinyedge.convert import convert_model
 
+    check_output_file(output, "-o")
     report = convert_model(model, output, calibration, validation, io=io)  # type: ignore[arg-type]
     click.echo(report.format())
     out.print(f"wrote {output}")
@@ -142,11 +185,20 @@ def _print_inspection(insp: Any) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="project directory")
 @user_errors
 def generate(model: Path, board: str, output: Path) -> None:
-    """Render a self-contained firmware project (builds with plain `make`)."""
+    """Render a self-contained firmware project (builds with plain `make`).
+
+    Into an existing project directory: the files of the previous generation
+    that this one does not write are removed (unless you changed them), and
+    files tinyedge did not write are left alone. Exits 1 when the model cannot
+    fit the board."""
     from tinyedge.codegen.project import generate_project
     from tinyedge.pipeline import compile_for_board
 
-    proj = generate_project(compile_for_board(model, board), output)
+    check_output_dir(output, "-o")
+    proj = generate_project(compile_for_board(model, board), output, log=_note)
+    for rel in proj.kept:
+        err.print(f"[yellow]note:[/] kept {proj.path / rel}: the previous generation wrote it and you changed it; "
+                  "this generation does not use it (delete it if the build trips on it)", highlight=False)
     out.print(f"generated {proj.path} for {proj.board_name}: {len(proj.net.ops)} ops, "
               f"arena {proj.net.arena_bytes:,} B, {proj.net.total_macs:,} MACs", highlight=False)
     out.print(f"next: tinyedge build {proj.path}   (or: make -C {proj.path})", highlight=False)
@@ -157,10 +209,15 @@ def generate(model: Path, board: str, output: Path) -> None:
 @click.argument("project", type=click.Path(path_type=Path))
 @user_errors
 def build(project: Path) -> None:
-    """Build a generated project with arm-none-eabi-gcc; print flash and RAM use."""
-    from tinyedge.build import build_project
+    """Build a generated project with arm-none-eabi-gcc; print flash and RAM use.
 
-    res = build_project(project)
+    A failed build shows the compiler's first error; make's whole output is in
+    PROJECT/build/make.log."""
+    from tinyedge.build import build_project, read_manifest
+
+    read_manifest(project)  # a tinyedge project, before anything else
+    check_output_dir(project, "PROJECT")
+    res = build_project(project, log=_note)
     if res.memory is None:  # a library target
         out.print(f"library: {res.elf}  (link it into your firmware with your port layer)",
                   highlight=False)
@@ -193,12 +250,17 @@ def _print_memory(m: Any) -> None:
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="inputs (.npy/.npz)")
 @click.option("--random", "n_random", type=int, default=None, help="N random inputs instead of --data")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed for --random")
-@click.option("--report", type=click.Path(path_type=Path), default=Path("report.json"), show_default=True)
+@click.option("--report", type=click.Path(path_type=Path), default=Path("report.json"), show_default=True,
+              help="the report, rewritten after every sample; an existing report of another model or board "
+                   "is not overwritten without --force")
 @click.option("--project", type=click.Path(path_type=Path), default=None,
               help="firmware project dir (default: tinyedge_build/<model>-<board>)")
 @click.option("--firmware", type=click.Path(path_type=Path), default=None,
               help="validate this already built firmware (ELF, or its project dir) as it is: no generate/build")
-@click.option("--resume", is_flag=True, help="keep samples already in --report and continue")
+@click.option("--resume", is_flag=True,
+              help="keep the samples already in --report and continue; refused unless the report is of this "
+                   "very run (model, board, inputs)")
+@click.option("--force", is_flag=True, help="overwrite --report even when it holds another run's report")
 @click.option("--timeout", type=float, default=None,
               help="longest wait on the device in seconds, a running inference included (default: from the "
                    "model's size and the board's speed, at least 10)")
@@ -207,11 +269,12 @@ def _print_memory(m: Any) -> None:
               help="compare every op's output on the device with the oracle, for one sample (--sample)")
 @click.option("--sample", "sample", type=int, default=0, show_default=True,
               help="with --per-layer: which sample of --data/--random")
+@click.pass_context
 @user_errors
-def validate(model: Path, board: str, emulator: str | None, port: str | None, flash_first: bool,
-             probe: str | None, data: Path | None, n_random: int | None, seed: int, report: Path,
-             project: Path | None, firmware: Path | None, resume: bool, timeout: float | None,
-             baud: int | None, per_layer: bool, sample: int) -> None:
+def validate(ctx: click.Context, model: Path, board: str, emulator: str | None, port: str | None,
+             flash_first: bool, probe: str | None, data: Path | None, n_random: int | None, seed: int,
+             report: Path, project: Path | None, firmware: Path | None, resume: bool, force: bool,
+             timeout: float | None, baud: int | None, per_layer: bool, sample: int) -> None:
     """Run the model on a device or emulator; compare every output with TensorFlow Lite Micro.
 
     The oracle is the TFLM interpreter (PyPI tflite-micro): the pass criterion is
@@ -235,6 +298,10 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, fl
         raise click.UsageError("--probe is for --flash")
     if (data is None) == (n_random is None):
         raise click.UsageError("give exactly one of --data or --random N")
+    _check_run_options(n_random, seed, timeout, sample, baud)
+    check_output_file(report, "--report")
+    if project is not None:
+        check_output_dir(project, "--project", create_parents=not _given(ctx, "project"))
 
     def progress(i: int, n: int, s: Any) -> None:
         # every sample for small runs; for large ones every tenth, and every mismatch
@@ -254,7 +321,7 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, fl
 
     rep = validate_model(model, board, emulator=emulator, port=port, data=data, n_random=n_random,
                          seed=seed, report_path=report, project=project, firmware=firmware, resume=resume,
-                         timeout=timeout, baud=baud, per_layer_sample=sample if per_layer else None,
+                         force=force, timeout=timeout, baud=baud, per_layer_sample=sample if per_layer else None,
                          progress=progress, layer_progress=layer_progress,
                          log=lambda msg: out.print(msg, highlight=False), flash=flash_first, probe=probe)
     oracle = rep.oracle
@@ -313,6 +380,23 @@ def _latency(instructions: int | None, cycles: int | None, micros: float | None,
     return f"{ticks:,} ticks"
 
 
+def _note(msg: str) -> None:
+    err.print(f"[yellow]note:[/] {escape(msg)}", highlight=False)
+
+
+def _check_run_options(n_random: int | None, seed: int, timeout: float | None, sample: int,
+                       baud: int | None = None) -> None:
+    _check(n_random is None or n_random >= 1, f"--random {n_random}: the number of random samples must be at least 1",
+           "e.g. --random 10")
+    _check(seed >= 0, f"--seed {seed}: the seed must be 0 or more", "e.g. --seed 0")
+    _check(timeout is None or (math.isfinite(timeout) and timeout > 0),
+           f"--timeout {timeout:g}: must be a positive number of seconds" if timeout is not None else "",
+           "e.g. --timeout 60, or leave it out for the default from the model's size")
+    _check(sample >= 0, f"--sample {sample}: sample numbers start at 0", "e.g. --sample 0 for the first sample")
+    _check(baud is None or baud > 0, f"--baud {baud}: must be a positive number of bits per second",
+           "e.g. --baud 115200")
+
+
 def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) -> None:
     layers = per_layer["layers"]
     first = per_layer["first_mismatch"]
@@ -346,10 +430,20 @@ def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) 
 @click.option("--random", "n_random", type=int, default=None)
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), default=Path("tinyedge_build"), show_default=True)
 @click.pass_context
+@user_errors
 def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port: str | None,
         baud: int | None, timeout: float | None, flash_first: bool, probe: str | None,
         calibration: Path | None, data: Path | None, n_random: int | None, outdir: Path) -> None:
-    """Chain the steps: [convert] -> generate -> build -> [flash] -> validate."""
+    """Chain the steps: [convert] -> generate -> build -> [flash] -> validate.
+
+    Writes into OUTDIR: the converted model, the project <model>-<board>/ and
+    its report <model>-<board>.report.json."""
+    if (emulator is None) == (port is None):
+        raise click.UsageError("give exactly one of --emulator or --port")
+    if (data is None) == (n_random is None):
+        raise click.UsageError("give exactly one of --data or --random N")
+    _check_run_options(n_random, 0, timeout, 0, baud)
+    check_output_dir(outdir, "--outdir", create_parents=not _given(ctx, "outdir"))
     tflite_path = model
     if model.suffix != ".tflite":
         if calibration is None:
@@ -358,11 +452,12 @@ def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port:
         outdir.mkdir(parents=True, exist_ok=True)
         ctx.invoke(convert, model=model, output=tflite_path, calibration=calibration, validation=data,
                    io="int8")
+    name = f"{tflite_path.stem}-{board}"
+    outdir.mkdir(parents=True, exist_ok=True)
     ctx.invoke(validate, model=tflite_path, board=board, emulator=emulator, port=port,
                flash_first=flash_first, probe=probe, data=data,
-               n_random=n_random, seed=0, report=outdir / "report.json",
-               project=outdir / f"{tflite_path.stem}-{board}", firmware=None, resume=False, timeout=timeout,
-               baud=baud, per_layer=False, sample=0)
+               n_random=n_random, seed=0, report=outdir / f"{name}.report.json", project=outdir / name,
+               firmware=None, resume=False, force=False, timeout=timeout, baud=baud, per_layer=False, sample=0)
 
 
 # ---------------------------------------------------------------- flash
@@ -439,10 +534,14 @@ def devices(as_json: bool) -> None:
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), default=Path("benchmarks"), show_default=True)
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("tinyedge_build/bench"), show_default=True)
 @user_errors
-def bench(models: tuple[Path, ...], boards_: tuple[str, ...], baselines: Path, outdir: Path, workdir: Path) -> None:
+@click.pass_context
+def bench(ctx: click.Context, models: tuple[Path, ...], boards_: tuple[str, ...], baselines: Path, outdir: Path,
+          workdir: Path) -> None:
     """Instructions, flash and RAM per model in QEMU, beside TFLite Micro; writes JSON + Markdown."""
     from tinyedge.bench import bench_model, load_baselines, write_results
 
+    check_output_dir(outdir, "--outdir", create_parents=not _given(ctx, "outdir"))
+    check_output_dir(workdir, "--workdir", create_parents=not _given(ctx, "workdir"))
     base = load_baselines(baselines)
     rows = []
     for board in boards_:

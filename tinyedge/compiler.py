@@ -13,15 +13,16 @@ arena is an estimate that leaves out the unsupported ops' scratch.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tinyedge.codegen.lower import LoweredOp, Problem, check_graph, raise_problems
+from tinyedge.codegen.lower import LoweredOp, Problem, check_graph, guarded, raise_problems
 from tinyedge.model.ir import Graph
 from tinyedge.ops import load_all
-from tinyedge.ops.base import LowerCtx
+from tinyedge.ops.base import LowerCtx, Lowered
 from tinyedge.planner import MemoryPlan, plan_memory
 
 if TYPE_CHECKING:
@@ -66,6 +67,23 @@ class CompiledNetwork:
         raise_problems(self.graph, self.problems)
 
 
+_ARENA_MACRO = re.compile(r"\bT(\d+)\b")
+
+
+def _arena_problems(graph: Graph, lowered: Lowered) -> list[str]:
+    """The C of an op may name only activations as arena tensors (``T<index>``,
+    LowerCtx.ptr): a constant or a variable has no place in the arena. (A valid
+    TFLite model can put a constant where the kernel reads an activation.)"""
+    text = " ".join([lowered.call, lowered.globals, lowered.reset, *map(str, lowered.params.values())])
+    problems = []
+    for index in sorted({int(m) for m in _ARENA_MACRO.findall(text)}):
+        t = graph.tensors[index] if index < len(graph.tensors) else None
+        if t is not None and not t.is_activation:
+            problems.append(f"tensor {index} ({t.name or 'unnamed'}) is {'a constant' if t.is_const else 'a variable'} "
+                            "where the kernel takes an activation")
+    return problems
+
+
 def compile(graph: Graph, board: Board | None = None, *, strict: bool = True) -> CompiledNetwork:  # noqa: A001
     """Check, lower and plan ``graph`` for ``board`` (None: no board, portable kernels).
 
@@ -81,10 +99,18 @@ def compile(graph: Graph, board: Board | None = None, *, strict: bool = True) ->
         spec = registry.get(op.opcode)
         if spec is None or op.index in bad_ops:
             continue
-        ops.append(LoweredOp(op, spec, spec.lower(op, LowerCtx(graph, op))))
+        ops.append(LoweredOp(op, spec, guarded("lowering", op, graph, lambda: spec.lower(op, LowerCtx(graph, op)))))
+    late = [Problem(lo.op.index, lo.op.opcode, reason) for lo in ops for reason in _arena_problems(graph, lo.lowered)]
+    if late:
+        if strict:
+            raise_problems(graph, late)
+        problems = problems + late
+        ops = [lo for lo in ops if lo.op.index not in {p.op_index for p in late}]
     scratch = {lo.op.index: lo.lowered.scratch_bytes for lo in ops if lo.lowered.scratch_bytes}
     aliases = {lo.op.index for lo in ops if lo.spec.alias_input}
     plan = plan_memory(graph, scratch, aliases)
-    macs = {op.index: (registry[op.opcode].macs(op, graph) if op.opcode in registry else 0)
-            for op in graph.operators}
+    # MACs of the ops that passed their checks: a malformed op has no meaningful count
+    specs = {lo.op.index: lo.spec for lo in ops}
+    macs = {op.index: guarded("counting the MACs of", op, graph, lambda: specs[op.index].macs(op, graph))
+            if op.index in specs else 0 for op in graph.operators}
     return CompiledNetwork(graph, board, problems, ops, plan, macs)

@@ -74,6 +74,7 @@ import numpy as np
 
 from tinyedge.datasets import (
     Dataset,
+    check_data_file,
     InputSpec,
     class_labels,
     dequantize,
@@ -82,9 +83,10 @@ from tinyedge.datasets import (
     sample_shape,
     to_tensor_dtype,
 )
-from tinyedge.errors import TinyEdgeError
+from tinyedge.errors import InternalError, TinyEdgeError
 from tinyedge.model import Graph, read_model
 from tinyedge.model.ir import Operator, Quant
+from tinyedge.outputs import write_atomic
 
 IoType = Literal["int8", "float"]
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -475,10 +477,9 @@ def _check_rewrite(source: _Source, calibration: Dataset) -> None:
     with _quiet_tf():
         source.rewrite_diff = diff = source.rewrite_error(xs)
     if not diff <= REWRITE_TOLERANCE:
-        raise TinyEdgeError(
+        raise InternalError(
             f"rewriting the LSTM layers ({', '.join(source.rewritten)}) into the fused form changes the "
-            f"float model's outputs (relative difference {diff:.3g} > {REWRITE_TOLERANCE:g})",
-            "this is a tinyedge bug; please report it with the model")
+            f"float model's outputs (relative difference {diff:.3g} > {REWRITE_TOLERANCE:g})")
 
 
 _LOOP_OPS = ("While", "StatelessWhile", "For")
@@ -670,8 +671,7 @@ def _scale_position(buf: bytes | bytearray, tensor_index: int) -> int:
     q = tensor.Quantization()
     field_off = q._tab.Offset(_QUANT_SCALE_FIELD) if q is not None else 0
     if not field_off or q._tab.VectorLen(field_off) != 1:
-        raise TinyEdgeError(f"LSTM cell state tensor {tensor_index} has no single quantization scale to fix",
-                            "this is a tinyedge bug; please report it with the model")
+        raise InternalError(f"LSTM cell state tensor {tensor_index} has no single quantization scale to fix")
     return int(q._tab.Vector(field_off))
 
 
@@ -697,8 +697,7 @@ def _check_fixed(before: Graph, data: bytes, fixes: list[CellScaleFix]) -> None:
         if a.index in want and a.quant is not None:
             expect = Quant((want[a.index],), a.quant.zero_point, a.quant.axis)
         if b.quant != expect or (a.shape, a.dtype, a.data, a.is_variable) != (b.shape, b.dtype, b.data, b.is_variable):
-            raise TinyEdgeError(f"fixing the LSTM cell state scales changed tensor '{a.name}' unexpectedly",
-                                "this is a tinyedge bug; please report it with the model")
+            raise InternalError(f"fixing the LSTM cell state scales changed tensor '{a.name}' unexpectedly")
     oracle = Oracle(data)  # a TinyEdgeError if the oracle cannot load it
     oracle.run([np.zeros(d["shape"], d["dtype"]) for d in oracle.input_details])
 
@@ -931,9 +930,9 @@ def _write(out: Path, data: bytes) -> None:
         raise TinyEdgeError(f"{out} is a directory", "give the output .tflite file name, e.g. out/model_int8.tflite")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
     except OSError as exc:
         raise TinyEdgeError(f"cannot write {out}: {exc.strerror}", "check the directory is writable") from None
+    write_atomic(out, data, "the converted model")
 
 
 def convert_model(src: Path, out: Path, calibration: Path, validation: Path | None = None,
@@ -958,8 +957,8 @@ def convert_model(src: Path, out: Path, calibration: Path, validation: Path | No
         raise TinyEdgeError(f"max_calibration must be at least 1 (got {max_calibration})", "use e.g. 200")
     _check_source_path(src)
     for p in (calibration, validation):
-        if p is not None and not Path(p).exists():
-            raise TinyEdgeError(f"data file not found: {p}", "check the path")
+        if p is not None:
+            check_data_file(p)   # a real .npy/.npz of finite numbers, before TensorFlow starts
     if importlib.util.find_spec("tensorflow") is None:
         raise _tf_missing()
     if isolate is None:
@@ -1066,15 +1065,17 @@ def _convert_in_child(args: dict[str, Any], code: str = _CHILD_CODE) -> ConvertR
     import json
     import subprocess
 
+    from tinyedge import procs
+
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     show_log = bool(os.environ.get("TINYEDGE_TF_LOG"))
     with tempfile.TemporaryDirectory(prefix="tinyedge-convert-") as tmp:
         stage_file, result_file = Path(tmp) / "stage", Path(tmp) / "result.json"
         payload = json.dumps({**args, "stage_file": str(stage_file), "result_file": str(result_file)})
-        proc = subprocess.run([sys.executable, "-c", code], input=payload, text=True, env=env,
-                              stdout=None if show_log else subprocess.PIPE,
-                              stderr=None if show_log else subprocess.PIPE)
+        proc = procs.run([sys.executable, "-c", code], input=payload, text=True, env=env,
+                         stdout=None if show_log else subprocess.PIPE,
+                         stderr=None if show_log else subprocess.PIPE)
         stage = stage_file.read_text() if stage_file.exists() else "starting"
         result = json.loads(result_file.read_text()) if result_file.exists() else None
     if result is None:
@@ -1088,6 +1089,6 @@ def _convert_in_child(args: dict[str, Any], code: str = _CHILD_CODE) -> ConvertR
         return ConvertReport.from_dict(result["report"])
     if "error" in result:
         raise TinyEdgeError(*result["error"])
-    sys.stderr.write(result["traceback"])  # an unexpected failure: show everything
-    raise TinyEdgeError(f"the conversion failed while {stage}: {result['exception']}",
-                        "this looks like a tinyedge bug; please report it with the traceback above")
+    # an unexpected failure in the child: a bug, shown with the child's traceback
+    raise InternalError(f"the conversion failed while {stage}: {result['exception']}",
+                        f"in the converter's child process:\n{result['traceback']}")

@@ -20,6 +20,10 @@ One layout for every command that reads data (``convert --calibration``,
                    ``[N, *output_shape]`` (or ``[N]`` for a one-value output).
 Other keys are ignored. Every input array must have the same N.
 
+Refused with a message that names the file: a file that is not what its
+name says (a text file named ``.npy``), object (pickled) arrays, non-numeric
+arrays, and NaN or infinite values (with the sample and the count).
+
 Values are *real* (float) values as the float model sees them. Arrays of an
 integer type (e.g. uint8 images) are read as real values too; the one
 exception is data whose dtype is exactly the integer model tensor's dtype (int8,
@@ -30,6 +34,7 @@ unchanged (already quantized).
 from __future__ import annotations
 
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -124,6 +129,28 @@ def _what(key: str) -> str:
     return key if key == "the array" else f"array '{key}'"
 
 
+def _check_finite(arr: np.ndarray, source: str, key: str, per_sample: bool) -> None:
+    """Refuse NaN and infinities, naming the sample (``per_sample``: axis 0 is the
+    sample axis) or the first position, and how many there are."""
+    if arr.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(arr)
+    count = int(np.count_nonzero(bad))
+    if not count:
+        return
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    if per_sample and arr.ndim >= 1:
+        samples = int(np.count_nonzero(bad.reshape(len(arr), -1).any(axis=1)))
+        where = f"in {samples} of {len(arr)} sample(s), the first in sample {first[0]}"
+    else:
+        where = f"the first at index {list(first)}"
+    kinds = [k for k, n in (("NaN", np.count_nonzero(np.isnan(arr))), ("infinite", np.count_nonzero(np.isinf(arr))))
+             if n]
+    raise TinyEdgeError(f"{source}: {_what(key)} holds {count:,} {' and '.join(kinds)} value(s), {where}",
+                        "replace or drop them before using the data (e.g. np.nan_to_num, or keep the samples "
+                        "where np.isfinite(x) holds everywhere)")
+
+
 def _fit_array(arr: np.ndarray, spec: InputSpec, source: str, key: str) -> np.ndarray:
     """Check ``arr`` against ``spec`` and return it as [N, *shape]."""
     if arr.dtype.kind not in "biuf":
@@ -144,6 +171,7 @@ def _fit_array(arr: np.ndarray, spec: InputSpec, source: str, key: str) -> np.nd
         )
     if len(arr) == 0:
         raise TinyEdgeError(f"{source}: {_what(key)} holds no samples", "save at least one sample")
+    _check_finite(arr, source, key, per_sample=True)
     return arr
 
 
@@ -151,6 +179,7 @@ def _check_y(y: np.ndarray, n: int, source: str) -> np.ndarray:
     if y.ndim == 0 or len(y) != n:
         raise TinyEdgeError(f"{source}: 'y' holds {1 if y.ndim == 0 else len(y)} labels for {n} samples",
                             "save one label per sample")
+    _check_finite(y, source, "y", per_sample=True)
     return y
 
 
@@ -195,14 +224,32 @@ def _pick_npz_arrays(npz: dict[str, np.ndarray], specs: Sequence[InputSpec], sou
     return out
 
 
-def load_dataset(path: str | Path, specs: Sequence[InputSpec]) -> Dataset:
-    """Read a ``.npy`` / ``.npz`` data file for a model with inputs ``specs`` (see module doc)."""
-    p = Path(path)
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive (np.savez), an empty one
+
+
+def _read_arrays(p: Path) -> dict[str, np.ndarray]:
+    """The arrays of a .npy ("" -> the array) or .npz file, with clear errors."""
     if not p.exists():
         raise TinyEdgeError(f"data file not found: {p}", "check the path")
     if p.is_dir() or p.suffix.lower() not in DATA_SUFFIXES:
         raise TinyEdgeError(f"{p}: data must be a .npy or .npz file",
                             "see docs/datasets.md for the layout (np.save / np.savez)")
+    try:
+        with p.open("rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        raise TinyEdgeError(f"cannot read {p}: {exc.strerror}", "check the file's permissions") from None
+    if not head.startswith(_NPY_MAGIC) and not head.startswith(_ZIP_MAGICS):
+        kind = ".npz file (a zip archive)" if p.suffix.lower() == ".npz" else ".npy file"
+        looks = ""
+        if not head:
+            looks = ": it is empty"
+        elif all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+            looks = ": it looks like text"
+        raise TinyEdgeError(f"{p} is not a {kind}{looks} (no NumPy header)",
+                            "save the data with np.save / np.savez (text such as CSV: read it with np.loadtxt "
+                            "and save the array with np.save)")
     try:
         loaded = np.load(p, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -210,9 +257,33 @@ def load_dataset(path: str | Path, specs: Sequence[InputSpec]) -> Dataset:
                 arrays = {k: loaded[k] for k in loaded.files}
         else:
             arrays = {"": np.asarray(loaded)}
-    except (ValueError, OSError, EOFError, KeyError) as exc:
-        raise TinyEdgeError(f"cannot read {p}: {str(exc).splitlines()[0]}",
-                            "save the data with np.save / np.savez (no pickled objects)") from None
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "pickle" in text.lower():
+            raise TinyEdgeError(f"{p} holds Python objects (a pickled object array), not numbers",
+                                "save a numeric array with np.save / np.savez") from None
+        raise TinyEdgeError(f"cannot read {p}: {text} (damaged or truncated?)",
+                            "save the data again with np.save / np.savez") from None
+    return arrays
+
+
+def check_data_file(path: str | Path) -> None:
+    """Check a data file before a model is at hand to check its shapes against:
+    a real .npy/.npz, numeric, no NaN or infinity (``convert`` calls it before
+    it starts TensorFlow)."""
+    p = Path(path)
+    for key, arr in _read_arrays(p).items():
+        name = key or "the array"
+        if arr.dtype.kind not in "biuf":
+            raise TinyEdgeError(f"{p}: {_what(name)} has dtype {arr.dtype}; numbers are needed",
+                                "save a numeric numpy array (float32 values as the float model sees them)")
+        _check_finite(arr, str(p), name, per_sample=False)
+
+
+def load_dataset(path: str | Path, specs: Sequence[InputSpec]) -> Dataset:
+    """Read a ``.npy`` / ``.npz`` data file for a model with inputs ``specs`` (see module doc)."""
+    p = Path(path)
+    arrays = _read_arrays(p)
     if "" in arrays and len(arrays) == 1 and p.suffix.lower() == ".npy":
         if len(specs) != 1:
             raise TinyEdgeError(f"{p}: a .npy file holds one array, the model has {len(specs)} inputs",

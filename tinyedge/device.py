@@ -90,6 +90,7 @@ class DeviceInfo:
     max_payload: int
     inputs: list[TensorSpec] = field(default_factory=list)
     outputs: list[TensorSpec] = field(default_factory=list)
+    model_name: str = ""              # the model the firmware was generated from (protocol 3)
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,8 @@ class DeviceClient:
         outputs = [p.parse_tensor_info(self._request(Cmd.TENSOR_INFO, p.tensor_info_request(True, i)))
                    for i in range(h.num_outputs)]
         self.info = DeviceInfo(h.board, h.core, h.clock_hz, h.runtime_version, h.generator_version,
-                               h.model_sha256, h.protocol_version, h.max_payload, inputs, outputs)
+                               h.model_sha256, h.protocol_version, h.max_payload, inputs, outputs,
+                               model_name=h.model_name)
         return self.info
 
     def recovering(self, step: Callable[[], T], what: str = "this step") -> T:
@@ -487,16 +489,18 @@ class DeviceClient:
             self._frames_ok += 1
             self._last_frame = (f"{p.frame_name(frame.cmd)} (seq {frame.seq})" if frame.seq
                                 else p.frame_name(frame.cmd), time.monotonic())
-            if frame.cmd == Msg.FAULT:
+            # device messages carry seq 0, which no request uses (the answer to a
+            # request 0x7D..0x7F would otherwise read as BOOT, NACK or FAULT)
+            if frame.cmd == Msg.FAULT and frame.seq == 0:
                 text = frame.payload.decode("ascii", errors="replace")
                 raise TinyEdgeError(f"the firmware crashed: {text}",
                                     "the firmware stopped; look up pc/lr in build/firmware.map "
                                     "or with arm-none-eabi-addr2line -e build/firmware.elf")
-            if frame.cmd == Msg.BOOT:
+            if frame.cmd == Msg.BOOT and frame.seq == 0:
                 if self.info is not None:
                     raise DeviceReset(p.cmd_name(cmd), "banner", "it sent its BOOT banner")
                 continue   # no session yet: nothing was lost
-            if frame.cmd == Msg.NACK:
+            if frame.cmd == Msg.NACK and frame.seq == 0:
                 self.stats["nacks"] += 1
                 raise _Retry("device received a corrupted request")
             if frame.cmd == cmd | p.RSP_FLAG and frame.seq == seq:

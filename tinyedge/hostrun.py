@@ -11,16 +11,17 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from tinyedge import procs
+from tinyedge.build import first_diagnostic
 from tinyedge.codegen.network import render_network_files, write_files
 from tinyedge.compiler import CompiledNetwork, compile
-from tinyedge.errors import TinyEdgeError
+from tinyedge.errors import InternalError, TinyEdgeError
 from tinyedge.model import Graph, load_model
 from tinyedge.model.ir import DTYPES
 from tinyedge.resources import templates_dir
@@ -32,21 +33,20 @@ def _np_dtype(dtype: str) -> np.dtype:
     return np.dtype(next(nt for n, nt in DTYPES.values() if n == dtype))
 
 
+def runtime_files() -> dict[str, str]:
+    """The kernel library as a project holds it: ``runtime/<name>`` -> text."""
+    src = templates_dir() / "runtime"
+    return {f"runtime/{p.name}": p.read_text() for p in sorted(src.iterdir()) if p.suffix in (".c", ".h")}
+
+
 def copy_runtime(outdir: Path) -> None:
-    """Sync the kernel library into a project's runtime/: copy what changed,
+    """Sync the kernel library into a work directory's runtime/: copy what changed,
     drop what the library no longer has, leave the rest untouched (mtimes kept
     so incremental builds stay incremental)."""
-    src = templates_dir() / "runtime"
-    dst = outdir / "runtime"
-    dst.mkdir(parents=True, exist_ok=True)
-    wanted = {p.name for p in src.iterdir() if p.suffix in (".c", ".h")}
-    for name in sorted(wanted):
-        data = (src / name).read_bytes()
-        target = dst / name
-        if not target.exists() or target.read_bytes() != data:
-            target.write_bytes(data)
-    for stale in dst.iterdir():
-        if stale.name not in wanted and stale.is_file():
+    files = runtime_files()
+    write_files(outdir, files)
+    for stale in (outdir / "runtime").iterdir():
+        if f"runtime/{stale.name}" not in files and stale.is_file():
             stale.unlink()
 
 
@@ -80,12 +80,11 @@ def runtime_objects(cc: str) -> list[Path]:
         tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix="tmp-"))
         try:
             c_files = [str(f) for f in sources if f.suffix == ".c"]
-            proc = subprocess.run([cc_path, *HOST_CFLAGS, f"-I{src}", "-c", *c_files], cwd=tmp,
-                                  capture_output=True, text=True)
+            proc = procs.run([cc_path, *HOST_CFLAGS, f"-I{src}", "-c", *c_files], cwd=tmp,
+                             capture_output=True, text=True)
             if proc.returncode != 0:
-                raise TinyEdgeError(
-                    f"host build of the runtime failed: {(proc.stderr.strip().splitlines() or ['?'])[0]}",
-                    "this is a tinyedge bug; please report it")
+                raise InternalError(f"host build of the runtime failed: {first_diagnostic(proc.stderr)}",
+                                    proc.stderr)
             (tmp / "done").write_text("")
             try:
                 os.rename(tmp, cache)
@@ -118,12 +117,10 @@ class HostNetwork:
         objects = [str(o) for o in runtime_objects(cc)]
         cmd = [cc, *HOST_CFLAGS, "-Iruntime", "-I.", "network.c", "model_data.c", "host/host_main.c",
                *objects, "-o", "network_host", "-lm"]
-        proc = subprocess.run(cmd, cwd=self.workdir, capture_output=True, text=True)
+        proc = procs.run(cmd, cwd=self.workdir, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise TinyEdgeError(
-                f"host build of the generated network failed: {(proc.stderr.strip().splitlines() or ['?'])[0]}",
-                f"see the full compiler output by running in {self.workdir}: {' '.join(cmd)}",
-            )
+            raise InternalError(f"host build of the generated network failed: {first_diagnostic(proc.stderr)}",
+                                f"in {self.workdir}: {' '.join(cmd)}\n{proc.stderr}")
         self.compile_log = proc.stderr
 
     def run_many(self, samples: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
@@ -139,15 +136,13 @@ class HostNetwork:
                     raise TinyEdgeError(f"input {t.name} needs {t.size} values, got {arr.size}",
                                         f"shape the data as {list(t.shape)}")
                 payload += arr.tobytes()
-        proc = subprocess.run([str(self.exe)], input=bytes(payload), capture_output=True)
+        proc = procs.run([str(self.exe)], input=bytes(payload), capture_output=True)
         if proc.returncode != 0:
-            raise TinyEdgeError(f"host network exited with {proc.returncode}: {proc.stderr.decode().strip()}",
-                                "this is a tinyedge bug; please report it with the model")
+            raise InternalError(f"host network exited with {proc.returncode}", proc.stderr.decode(errors="replace"))
         per_sample = sum(t.nbytes for t in outs)
         data = proc.stdout
         if len(data) != per_sample * len(samples):
-            raise TinyEdgeError(f"host network wrote {len(data)} bytes, expected {per_sample * len(samples)}",
-                                "this is a tinyedge bug; please report it with the model")
+            raise InternalError(f"host network wrote {len(data)} bytes, expected {per_sample * len(samples)}")
         results: list[list[np.ndarray]] = []
         pos = 0
         for _ in samples:

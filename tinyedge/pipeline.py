@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -52,13 +53,22 @@ def compile_for_board(model: Path, board_name: str) -> CompiledNetwork:
 def validate_model(model: Path, board_name: str, *, emulator: str | None, port: str | None,
                    data: Path | None, n_random: int | None, seed: int, report_path: Path,
                    project: Path | None = None, firmware: Path | None = None, resume: bool = False,
-                   timeout: float | None = None, baud: int | None = None, per_layer_sample: int | None = None,
+                   force: bool = False, timeout: float | None = None, baud: int | None = None,
+                   per_layer_sample: int | None = None,
                    progress: ProgressFn | None = None, layer_progress: Callable[[LayerResult], None] | None = None,
                    log: LogFn | None = None, flash: bool = False, probe: str | None = None) -> ValidationReport:
     """Generate and build (unless ``firmware`` names an already built ELF or project),
     [flash it,] then validate on the target. ``port="auto"``: the board's serial port,
-    found by the USB ID its board file names."""
+    found by the USB ID its board file names.
+
+    Everything the user gave is checked first -- the model and its fit, the
+    data, an existing ``report_path`` (:mod:`tinyedge.reportfile`) -- before
+    anything is generated, built, flashed or started. The project directory is
+    locked from generating until the device has answered (:mod:`tinyedge.lock`)."""
     from tinyedge.build import build_project, memory_report
+    from tinyedge.lock import project_lock
+    from tinyedge.reportfile import check_existing_report
+    from tinyedge.validate import run_identity
 
     say = log or (lambda _msg: None)
     net = compile_for_board(model, board_name)
@@ -69,10 +79,14 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
 
         port = find_board_port(board, probe=probe)
         say(f"{board.name}'s serial port: {port}")
-    samples = load_samples(net.graph, data) if data is not None else random_samples(net.graph, n_random or 0, seed)
+    if data is not None:
+        samples, inputs = load_samples(net.graph, data), f"--data {data.name}"
+    else:
+        samples, inputs = random_samples(net.graph, n_random or 0, seed), f"--random {n_random} --seed {seed}"
     if per_layer_sample is not None and not 0 <= per_layer_sample < len(samples):
         raise TinyEdgeError(f"--sample {per_layer_sample} is outside the {len(samples)} sample(s) given",
                             f"pick a sample from 0 to {len(samples) - 1}")
+    check_existing_report(report_path, run_identity(net, samples, inputs, per_layer_sample), resume, force)
     if board.is_library:
         # The library runs inside the user's firmware, built and flashed by them:
         # nothing to generate or build here, only a serial port to talk to.
@@ -81,36 +95,38 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
                                 "nothing tinyedge can run in an emulator",
                                 "flash your firmware (with te_server_run()) and pass --port")
         say(f"validating on {port} (your firmware with the {board.name} library)")
-        return validate_on_target(net, None, samples, report_path, {}, port=port, resume=resume,
+        return validate_on_target(net, None, samples, report_path, {}, port=port, resume=resume, force=force,
                                   timeout=timeout, progress=progress, per_layer_sample=per_layer_sample,
-                                  layer_progress=layer_progress)
+                                  layer_progress=layer_progress, inputs=inputs)
     memory: MemoryReport | None
-    if firmware is not None:
-        elf = firmware / "build" / "firmware.elf" if firmware.is_dir() else firmware
-        if not elf.is_file():
-            raise TinyEdgeError(f"no firmware at {elf}", "give the built firmware.elf or its project directory")
-        memory = memory_report(elf, board.flash_size, board.ram_size)
-        say(f"using the firmware {elf} as built")
-    else:
-        from tinyedge.codegen.project import generate_project
+    with contextlib.ExitStack() as locked:
+        if firmware is not None:
+            elf = firmware / "build" / "firmware.elf" if firmware.is_dir() else firmware
+            if not elf.is_file():
+                raise TinyEdgeError(f"no firmware at {elf}", "give the built firmware.elf or its project directory")
+            memory = memory_report(elf, board.flash_size, board.ram_size)
+            say(f"using the firmware {elf} as built")
+        else:
+            from tinyedge.codegen.project import generate_project
 
-        project = project or default_project_dir(model, board.name)
-        say(f"generating {project} for {board.name}")
-        generate_project(net, project)
-        say("building (make)")
-        built = build_project(project)
-        elf, memory = built.elf, built.memory
-    if flash:
-        from tinyedge.flash import flash_firmware
+            project = project or default_project_dir(model, board.name)
+            locked.enter_context(project_lock(project, log=say))
+            say(f"generating {project} for {board.name}")
+            generate_project(net, project)
+            say("building (make)")
+            built = build_project(project)
+            elf, memory = built.elf, built.memory
+        if flash:
+            from tinyedge.flash import flash_firmware
 
-        say(f"flashing {elf}")
-        fl = flash_firmware(elf, board, probe, log=say)
-        say(f"flashed and verified {fl.verified_bytes:,} bytes through {fl.probe}; started by {fl.reset}")
-    target = f"QEMU {board.qemu_machine}" if emulator == "qemu" else (emulator or port or "")
-    what = (f"every op's output for sample {per_layer_sample}" if per_layer_sample is not None
-            else f"{len(samples)} samples")
-    say(f"validating {what} on {target}")
-    return validate_on_target(net, elf, samples, report_path, asdict(memory) if memory else {},
-                              emulator=emulator, port=port,
-                              resume=resume, timeout=timeout, baud=baud, progress=progress,
-                              per_layer_sample=per_layer_sample, layer_progress=layer_progress)
+            say(f"flashing {elf}")
+            fl = flash_firmware(elf, board, probe, log=say)
+            say(f"flashed and verified {fl.verified_bytes:,} bytes through {fl.probe}; started by {fl.reset}")
+        target = f"QEMU {board.qemu_machine}" if emulator == "qemu" else (emulator or port or "")
+        what = (f"every op's output for sample {per_layer_sample}" if per_layer_sample is not None
+                else f"{len(samples)} samples")
+        say(f"validating {what} on {target}")
+        return validate_on_target(net, elf, samples, report_path, asdict(memory) if memory else {},
+                                  emulator=emulator, port=port, resume=resume, force=force, timeout=timeout,
+                                  baud=baud, progress=progress, per_layer_sample=per_layer_sample,
+                                  layer_progress=layer_progress, inputs=inputs, started=locked.close)

@@ -26,7 +26,8 @@ from tinyedge.errors import TinyEdgeError
 # 3: BOOT banner; RUN and RUN_UNTIL carry the inputs' CRC-32 and answer with the
 #    outputs' CRC-32 (a device that reset mid-sample is caught); default
 #    max payload 1024
-PROTOCOL_VERSION = 3
+# 4: the model's name in HELLO
+PROTOCOL_VERSION = 4
 FRAME_HEADER = 3          # cmd + seq
 FRAME_CRC = 4
 FRAME_OVERHEAD = FRAME_HEADER + FRAME_CRC
@@ -211,6 +212,7 @@ class Hello:
     core: str
     runtime_version: str
     generator_version: str
+    model_name: str = ""      # protocol 4; "" from older firmware
 
 
 class _Cursor:
@@ -236,8 +238,11 @@ def parse_hello(payload: bytes) -> Hello:
     c = _Cursor(payload, "HELLO")
     version, max_payload, n_in, n_out, clock = c.take("<BHBBI")
     (sha,) = c.take("<32s")
-    return Hello(version, max_payload, n_in, n_out, clock, sha.hex(),
-                 c.text(), c.text(), c.text(), c.text())
+    board, core, runtime, generator = c.text(), c.text(), c.text(), c.text()
+    # protocol 4 appends the model's name; older firmware ends here (its
+    # version is refused by the client, but its HELLO must still parse to say so)
+    name = c.text() if version >= 4 else ""
+    return Hello(version, max_payload, n_in, n_out, clock, sha.hex(), board, core, runtime, generator, name)
 
 
 def parse_tensor_info(payload: bytes) -> TensorSpec:

@@ -7,8 +7,9 @@ or the TFLite interpreter where TFLM cannot run the model (see
 :func:`tinyedge.oracle.choose_oracle`; the report says which). The TFLite
 interpreter also gives a second opinion: how many output elements differ from
 it, for users who measured accuracy in TFLite; it never decides pass or fail.
-The report is rewritten after every sample so an interrupted run loses
-nothing, and ``resume`` picks up where it stopped.
+The report is rewritten (atomically) after every sample so an interrupted run
+loses nothing, and ``resume`` picks up where it stopped; what an existing
+report file means for a run is :mod:`tinyedge.reportfile`'s decision.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -29,10 +29,11 @@ from tinyedge.errors import TinyEdgeError
 from tinyedge.model import Graph
 from tinyedge.model.ir import DTYPES
 from tinyedge.oracle import OracleChoice, TfliteInterpreter, choose_oracle
+from tinyedge.outputs import write_atomic
 from tinyedge.perlayer import LayerResult, compare_layers
+from tinyedge.reportfile import REPORT_FORMAT, RunIdentity, check_existing_report, inputs_sha256
 
 ProgressFn = Callable[[int, int, "SampleResult"], None]
-REPORT_FORMAT = 2  # 2: oracle, second_opinion, per_layer
 
 
 @dataclass
@@ -88,6 +89,7 @@ class ValidationReport:
     per_layer: dict[str, Any] | None = None
     # the link: time limits, baud, retries, corrupted frames, device resets (see link_summary)
     link: dict[str, Any] | None = None
+    run: dict[str, Any] | None = None  # the run it belongs to (tinyedge.reportfile.RunIdentity)
 
     @property
     def all_exact(self) -> bool:
@@ -137,9 +139,8 @@ class ValidationReport:
         return d
 
     def write(self, path: Path) -> None:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
+        """Replace the report file atomically: on any failure the last complete report stays."""
+        write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n", "the report")
 
 
 def _np_dtype(dtype: str) -> np.dtype:
@@ -238,10 +239,30 @@ def link_summary(client: Any, link: LinkSettings) -> dict[str, Any]:
             "device_resets": st["resets"], "reset_events": resets}
 
 
-def check_device(info: Any, graph: Graph) -> None:
-    if info.model_sha256.lower() != graph.sha256:
+def _library_on(info: Any, board: Any) -> bool:
+    """Firmware of the user's own, with tinyedge's library built for this board's core
+    (``generic-cortex-*``): it runs on whatever board the user built it for."""
+    from tinyedge.boards import list_boards, load_board
+
+    return info.board in list_boards() and load_board(info.board).is_library and info.core == board.core
+
+
+def check_device(info: Any, graph: Graph, board: Any) -> None:
+    """Refuse a device that is not what we validate: firmware built for another
+    board or core (it would be measured against the wrong memories), or for
+    another model (named by both names and hashes). The library target for the
+    board's core runs on any board with that core."""
+    if (info.board, info.core) != (board.name, board.core) and not _library_on(info, board):
         raise TinyEdgeError(
-            f"the device runs another model (SHA-256 {info.model_sha256[:12]}..., expected {graph.sha256[:12]}...)",
+            f"the device runs firmware built for {info.board} ({info.core}), not for {board.name} ({board.core})",
+            f"build the firmware for {board.name} (`tinyedge generate ... --board {board.name}` + "
+            f"`tinyedge build`), or validate with --board {info.board}",
+        )
+    if info.model_sha256.lower() != graph.sha256:
+        theirs = f"'{info.model_name}'" if info.model_name else "another model"
+        raise TinyEdgeError(
+            f"the device runs {theirs} (SHA-256 {info.model_sha256[:12]}...), not '{Path(graph.source).stem}' "
+            f"(SHA-256 {graph.sha256[:12]}...)",
             "rebuild and flash the firmware for this model (`tinyedge generate` + `tinyedge build`)",
         )
     want_in = [t.nbytes for t in graph.input_tensors]
@@ -258,6 +279,26 @@ def check_device(info: Any, graph: Graph) -> None:
 def _device_arrays(graph: Graph, sample: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.ascontiguousarray(np.asarray(x, dtype=_np_dtype(t.dtype)).reshape(t.shape))
             for x, t in zip(sample, graph.input_tensors, strict=True)]
+
+
+def run_identity(net: CompiledNetwork, samples: Sequence[Sequence[np.ndarray]], inputs: str,
+                 per_layer_sample: int | None) -> RunIdentity:
+    """The identity of a validation run, as recorded in (and checked against) its report."""
+    assert net.board is not None
+    return RunIdentity(model=Path(net.graph.source).name, model_sha256=net.graph.sha256, board=net.board.name,
+                       inputs=inputs, count=len(samples), inputs_sha256=inputs_sha256(samples),
+                       per_layer_sample=per_layer_sample)
+
+
+def _resumed_samples(path: Path, kept: list[dict[str, Any]]) -> dict[int, SampleResult]:
+    done: dict[int, SampleResult] = {}
+    for s in kept:
+        try:
+            done[s["index"]] = SampleResult(**s)
+        except TypeError:
+            raise TinyEdgeError(f"--resume: {path}: sample {s.get('index')} is malformed",
+                                "run without --resume to start again") from None
+    return done
 
 
 def oracle_info(choice: OracleChoice) -> dict[str, Any]:
@@ -279,6 +320,9 @@ def validate_on_target(
     per_layer_sample: int | None = None,
     layer_progress: Callable[[LayerResult], None] | None = None,
     baud: int | None = None,
+    inputs: str = "inputs given by the caller",
+    force: bool = False,
+    started: Callable[[], None] | None = None,
 ) -> ValidationReport:
     """Validate ``samples`` on the target; with ``per_layer_sample``, compare every
     op's output for that one sample instead.
@@ -287,11 +331,16 @@ def validate_on_target(
     the target's speed, :mod:`tinyedge.timeouts`); ``baud`` is the serial port's
     rate (default: the board file's). A device that resets mid-run is checked
     again and the sample in flight is sent again from scratch; completed samples
-    are in the report whatever happens."""
+    are in the report whatever happens. ``inputs`` says how the samples were
+    given (recorded in the report); ``resume``/``force``: what to do with an
+    existing report (:mod:`tinyedge.reportfile`). ``started`` is called once the
+    device has answered HELLO (an emulator has loaded the ELF by then)."""
     graph = net.graph
     board = net.board
     if board is None:
         raise ValueError("validate_on_target needs a network compiled for a board")
+    ident = run_identity(net, samples, inputs, per_layer_sample)
+    done = _resumed_samples(report_path, check_existing_report(report_path, ident, resume, force))
     link = link_settings(net, emulator, timeout, baud)
     choice = choose_oracle(graph.model_bytes, [op.opcode for op in graph.operators], isolated=True)
     second: TfliteInterpreter | None = None
@@ -300,22 +349,19 @@ def validate_on_target(
             second = TfliteInterpreter(graph.model_bytes)
         except TinyEdgeError:  # information only: a model TFLM runs but TFLite refuses (e.g. int16
             second = None      # QUANTIZE/ADD with a non-zero zero point) is still validated
-    done: dict[int, SampleResult] = {}
-    if resume and report_path.exists():
-        old = json.loads(report_path.read_text())
-        if old.get("model_sha256") == graph.sha256 and old.get("board") == board.name:
-            for s in old.get("samples", []):
-                done[s["index"]] = SampleResult(**s)
 
     ipt = getattr(board, "instructions_per_tick", None) if emulator else None
     timer = getattr(board, "timer", "systick")
     with open_target(board, elf, emulator, port, link) as (client, target):
         info = client.hello()
-        check_device(info, graph)
+        if started is not None:
+            started()
+        check_device(info, graph, board)
         report = ValidationReport(
             model=Path(graph.source).name, model_sha256=graph.sha256, board=board.name, target=target,
             tinyedge_version=__version__, device=_plain(info), memory=memory, oracle=oracle_info(choice),
             second_opinion=None if second is None else {"name": second.name, "version": second.version},
+            run=ident.run_dict(),
         )
         try:
             if per_layer_sample is not None:

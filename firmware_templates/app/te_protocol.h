@@ -17,7 +17,8 @@
 
 /* 3: BOOT banner; RUN/RUN_UNTIL carry the inputs' CRC and answer with the
  * outputs' CRC; frames are received and sent without a wire-sized buffer. */
-#define TE_PROTO_VERSION 3u
+/* 4: the model's name in HELLO. */
+#define TE_PROTO_VERSION 4u
 
 #ifndef TE_PROTO_MAX_PAYLOAD
 #define TE_PROTO_MAX_PAYLOAD 1024u
@@ -30,7 +31,7 @@
 
 /* Requests (host -> device). A response uses the request code | 0x80. */
 enum {
-    TE_CMD_HELLO = 0x01,       /* -> board, core, clock, versions, model hash, counts */
+    TE_CMD_HELLO = 0x01,       /* -> board, core, clock, versions, model hash and name, counts */
     TE_CMD_TENSOR_INFO = 0x02, /* u8 kind (0 in, 1 out), u8 index -> tensor spec */
     TE_CMD_WRITE = 0x03,       /* u8 input, u32 offset, data -> status */
     TE_CMD_RUN = 0x04,         /* u32 inputs crc -> u64 ticks, u32 cycles, u32 outputs crc */

@@ -24,6 +24,7 @@
 /* ICSR.PENDSTSET: a SysTick wrap is pending but not yet counted. */
 #define SCB_ICSR (*(volatile uint32_t *)0xE000ED04u)
 #define SCB_ICSR_PENDSTSET (1u << 26)
+#define SCB_ICSR_PENDSTCLR (1u << 25)
 
 /* DWT cycle counter (Armv7-M ARM C1.8); absent on Armv6-M. */
 #define DEMCR (*(volatile uint32_t *)0xE000EDFCu)
@@ -100,6 +101,26 @@ static uint32_t irq_save(void)
 static void irq_restore(uint32_t primask)
 {
     __asm__ volatile("msr primask, %0" ::"r"(primask) : "memory");
+}
+
+/* Restart the tick counter so that a timed region starts at a fixed phase of
+ * SysTick. A tick is several instructions under QEMU -icount (40 on MPS2):
+ * started at whatever phase the last UART byte left, the same code read one
+ * tick more or less in about a third of the runs. Any write to SYST_CVR
+ * clears it, and it reloads from SYST_RVR on the next clock edge (Armv7-M
+ * ARM B3.3.1); QEMU starts that edge's period at the write, so from the write
+ * on every count is a function of the instructions executed. Waiting for the
+ * reload keeps a read of the transient 0 out of board_ticks(). Costs one
+ * tick, outside the timed region. */
+void board_ticks_restart(void)
+{
+    uint32_t primask = irq_save();
+    SYST_CVR = 0u;
+    SCB_ICSR = SCB_ICSR_PENDSTCLR; /* a wrap pending from before is not ours */
+    systick_wraps = 0u;
+    while (SYST_CVR == 0u) {
+    }
+    irq_restore(primask);
 }
 
 uint64_t board_ticks(void)

@@ -39,3 +39,10 @@ uint32_t board_cycles(void)
 {
     return te_port_cycles();
 }
+
+/* The board support of tinyedge's own firmware restarts SysTick here, so that
+ * emulated counts do not depend on the tick phase; the port layer's counter
+ * counts single cycles, and has no phase to fix. */
+void board_ticks_restart(void)
+{
+}

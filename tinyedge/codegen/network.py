@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 
 from tinyedge import __version__
-from tinyedge.codegen.render import render_template
+from tinyedge.codegen.render import c_escape, render_template
 from tinyedge.compiler import CompiledNetwork
 from tinyedge.model.ir import DTYPE_SIZES, Graph, Tensor
 from tinyedge.ops.base import c_array_literal
+from tinyedge.outputs import write_atomic
 from tinyedge.resources import templates_dir
 
 C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
@@ -116,7 +117,7 @@ def _io_info(net: CompiledNetwork, indices: list[int]) -> list[dict[str, Any]]:
         scale = t.quant.scale[0] if t.quant else 0.0
         zp = t.quant.zero_point[0] if t.quant else 0
         rows.append({
-            "name": t.name.replace("\\", "\\\\").replace('"', '\\"'),
+            "name": c_escape(t.name),
             "macro": f"T{t_index}",
             "bytes": t.nbytes,
             "dtype": DTYPE_ENUM.get(t.dtype, "TE_DTYPE_INT8"),
@@ -183,13 +184,13 @@ def render_network_files(net: CompiledNetwork, model_name: str) -> dict[str, str
 
 
 def write_files(outdir: Path, files: dict[str, str]) -> None:
-    """Write text files, leaving files whose content is unchanged untouched (so
-    make's incremental build stays incremental)."""
+    """Write text files, each atomically, leaving files whose content is
+    unchanged untouched (so make's incremental build stays incremental)."""
     for rel, text in files.items():
         path = outdir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
+        if not path.is_file() or path.read_bytes() != text.encode():
+            write_atomic(path, text, durable=False)
 
 
 def io_sizes(graph: Graph) -> tuple[list[int], list[int]]:

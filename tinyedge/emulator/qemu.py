@@ -8,7 +8,9 @@ QEMU runs with ``-icount shift=0`` (one guest instruction = 1 ns of virtual
 time) so SysTick counts are reproducible; the UART is a TCP server on a free
 127.0.0.1 port that QEMU waits on before it starts the guest. The instance
 kills exactly the QEMU process it started, by its pid, when the ``with``
-block ends for any reason (exception, KeyboardInterrupt included).
+block ends for any reason (exception, KeyboardInterrupt included); QEMU is
+started through :mod:`tinyedge.procs`, so it also dies when tinyedge is
+killed (SIGTERM, SIGHUP, even SIGKILL).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import weakref
 from pathlib import Path
 from types import TracebackType
 
+from tinyedge import procs
 from tinyedge.boards import Board, list_boards, load_board
 from tinyedge.errors import TinyEdgeError
 
@@ -128,17 +131,8 @@ class QemuInstance:
         if proc is None:
             return
         try:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=3)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=3)
+            procs.stop(proc)              # SIGTERM, SIGKILL after a grace period; reaped
         finally:
-            if proc.poll() is None:      # interrupted while waiting: no mercy
-                proc.kill()
-                proc.wait()
             if self._finalizer is not None:
                 self._finalizer.detach()
             if self._reader is not None:
@@ -172,8 +166,7 @@ class QemuInstance:
         with self._lock:
             self._lines = []
         self._ready.clear()
-        proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = procs.popen(self.command, stdin=procs.DEVNULL, stdout=procs.PIPE, stderr=procs.STDOUT)
         self._proc = proc
         self._finalizer = weakref.finalize(self, _kill, proc)
         self._reader = threading.Thread(target=self._collect, args=(proc,), daemon=True,
@@ -237,9 +230,7 @@ def _check_elf(path: Path) -> None:
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     """Last resort (garbage collection, interpreter exit): kill our QEMU by pid."""
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    procs.stop(proc, grace=0.0)
 
 
 PTY_MARK = re.compile(r"char device redirected to (/dev/pts/\d+) \(label serial0\)")

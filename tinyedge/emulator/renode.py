@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from tinyedge import procs
 from tinyedge.boards import Board, list_boards, load_board
 from tinyedge.emulator.qemu import free_port
 from tinyedge.errors import TinyEdgeError
@@ -75,9 +76,9 @@ class RenodeInstance:
         self._tmp = tempfile.TemporaryDirectory(prefix="tinyedge-renode-")
         script = Path(self._tmp.name) / "tinyedge.resc"
         script.write_text(renode_script(self.board, self.elf_path, self.port))
-        self._proc = subprocess.Popen(
+        self._proc = procs.popen(
             [exe, "--disable-xwt", "--console", "--plain", "-e", f"include @{script}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=procs.DEVNULL, stdout=procs.PIPE, stderr=procs.STDOUT,
         )
         try:
             self._wait_for_port()
@@ -105,9 +106,8 @@ class RenodeInstance:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait(timeout=10)
+        if self._proc is not None:
+            procs.stop(self._proc)        # Renode and anything it started (mono)
         self._proc = None
         if self._tmp is not None:
             self._tmp.cleanup()

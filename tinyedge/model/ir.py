@@ -68,7 +68,8 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
-        return self.size * DTYPE_SIZES[self.dtype]
+        """Bytes of the tensor's data; 0 for a type without a fixed size (string, resource)."""
+        return self.size * DTYPE_SIZES.get(self.dtype, 0)
 
     def array(self) -> np.ndarray:
         """The constant contents as a numpy array of the tensor's shape."""

@@ -59,6 +59,9 @@ class LowerCtx:
         self.prefix = f"op{op.index}"
 
     def ptr(self, tensor_index: int) -> str:
+        """The arena macro of an activation (``T<index>``). Only activations have
+        one: :func:`tinyedge.compiler.compile` refuses an op whose C uses the macro
+        of a constant or a variable."""
         return f"T{tensor_index}"
 
     @property

@@ -1,0 +1,124 @@
+"""Where tinyedge writes: paths checked before any work, files written atomically.
+
+Every command checks its output paths (``--report``, ``-o``, ``--project``,
+``--outdir``, ...) before it loads a model, builds or starts an emulator:
+a path that is a directory where a file is wanted (or the reverse), whose
+parent directory does not exist, that cannot be written, or that is on a
+read-only file system ends in one error line and a hint.
+
+Files are written with :func:`write_atomic`: into a temporary file beside the
+target, flushed to the disk, then renamed over it. A reader never sees half a
+file, an interrupted or failed write (a full disk included) leaves the
+previous file as it was, and no temporary file is left behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from tinyedge.errors import TinyEdgeError
+
+_TMP_SUFFIX = ".tmp"
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.EROFS:
+        return "it is on a read-only file system"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full"
+    return exc.strerror or str(exc)
+
+
+def _probe_dir(directory: Path, option: str, target: Path) -> None:
+    """Create and remove a file in ``directory``: the one reliable test that we
+    can write there (``os.access`` says yes to root on a read-only mount)."""
+    try:
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".tinyedge-probe-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise TinyEdgeError(f"{option} {target}: cannot write in {directory}: {_why(exc)}",
+                            f"choose a {option} in a directory you can write to") from None
+
+
+def _nearest_existing(path: Path) -> Path:
+    return next((p for p in (path, *path.parents) if p.exists()), Path("."))
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """``path`` can be written as a file: not a directory, its parent exists and is writable."""
+    if path.is_dir():
+        raise TinyEdgeError(f"{option} {path} is a directory, not a file",
+                            f"give a file name, e.g. {option} {path / 'out.json'}" if option == "--report"
+                            else f"give a file name inside it for {option}")
+    parent = path.parent
+    if not parent.exists():
+        raise TinyEdgeError(f"{option} {path}: the directory {parent} does not exist",
+                            f"create it first (mkdir -p {parent}) or choose another {option}")
+    if not parent.is_dir():
+        raise TinyEdgeError(f"{option} {path}: {parent} is not a directory", f"choose another {option}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise TinyEdgeError(f"{option} {path} exists and cannot be written (permission denied)",
+                            f"choose another {option}, or make the file writable")
+    _probe_dir(parent, option, path)
+
+
+def check_output_dir(path: Path, option: str, create_parents: bool = False) -> None:
+    """``path`` can be used as an output directory: it is one (or can be created:
+    its parent exists, or with ``create_parents`` its nearest existing ancestor is
+    a directory), and it is writable."""
+    if path.exists() and not path.is_dir():
+        raise TinyEdgeError(f"{option} {path} exists and is not a directory", f"choose another {option}")
+    if path.is_dir():
+        _probe_dir(path, option, path)
+        return
+    parent = path.parent
+    if not parent.exists() and not create_parents:
+        raise TinyEdgeError(f"{option} {path}: the directory {parent} does not exist",
+                            f"create it first (mkdir -p {parent}) or choose another {option}")
+    base = _nearest_existing(parent)
+    if not base.is_dir():
+        raise TinyEdgeError(f"{option} {path}: {base} is not a directory", f"choose another {option}")
+    _probe_dir(base, option, path)
+
+
+def write_atomic(path: Path, data: str | bytes, what: str = "", durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically (module doc). An OSError (a full
+    disk, a read-only file system) becomes a TinyEdgeError that says the previous
+    file is intact. ``durable``: flush to the disk before the rename, so that even
+    a power cut leaves the old or the new file (reports); generated sources, which
+    are made again in a moment, skip it."""
+    path = Path(path)
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        kept = "; the previous file is intact" if path.exists() else ""
+        raise TinyEdgeError(f"cannot write {what or path} ({path}): {_why(exc)}{kept}",
+                            "free some disk space and run again" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                            else "check that the directory exists and can be written") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
