@@ -24,6 +24,7 @@
 /* ICSR.PENDSTSET: a SysTick wrap is pending but not yet counted. */
 #define SCB_ICSR (*(volatile uint32_t *)0xE000ED04u)
 #define SCB_ICSR_PENDSTSET (1u << 26)
+#define SCB_ICSR_PENDSTCLR (1u << 25)
 
 /* DWT cycle counter (Armv7-M ARM C1.8); absent on Armv6-M. */
 #define DEMCR (*(volatile uint32_t *)0xE000EDFCu)
@@ -100,6 +101,27 @@ static uint32_t irq_save(void)
 static void irq_restore(uint32_t primask)
 {
     __asm__ volatile("msr primask, %0" ::"r"(primask) : "memory");
+}
+
+/* Restart the tick counter so that every timed region starts at the same
+ * phase of SysTick. Under QEMU -icount a tick is several instructions (40 on
+ * MPS2): started at whatever phase the UART traffic before it left, the same
+ * code read one tick more in about a third of the runs. A write to SYST_CVR
+ * clears the counter, which reloads from SYST_RVR on the next clock edge
+ * (Armv7-M ARM B3.3.1, "SysTick Current Value Register"); QEMU starts that
+ * edge's period at the write (hw/timer/armv7m_systick.c, ptimer_set_count),
+ * so from the write on every count is a function of the instructions
+ * executed. Waiting for the reload keeps the transient 0 out of
+ * board_ticks(). Costs about one tick, before the timed region starts. */
+void board_ticks_restart(void)
+{
+    uint32_t primask = irq_save();
+    SYST_CVR = 0u;
+    SCB_ICSR = SCB_ICSR_PENDSTCLR; /* a wrap pending from before is not ours */
+    systick_wraps = 0u;
+    while (SYST_CVR == 0u) {
+    }
+    irq_restore(primask);
 }
 
 uint64_t board_ticks(void)

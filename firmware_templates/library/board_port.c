@@ -35,6 +35,10 @@ uint64_t board_ticks(void)
     return ((uint64_t)cycle_wraps << 32) | now;
 }
 
+void board_ticks_restart(void)
+{
+}
+
 uint32_t board_cycles(void)
 {
     return te_port_cycles();
