@@ -205,20 +205,25 @@ def _print_memory(m: Any) -> None:
 @click.option("--baud", type=int, default=None, help="with --port: the line's baud rate (default: the board file's)")
 @click.option("--per-layer", "per_layer", is_flag=True,
               help="compare every op's output on the device with the oracle, for one sample (--sample)")
+@click.option("--profile", "profile", is_flag=True,
+              help="then measure every op's cost on one sample (--sample): instructions in an emulator, "
+                   "cycles on a board; printed as a table and written to the report")
 @click.option("--sample", "sample", type=int, default=0, show_default=True,
-              help="with --per-layer: which sample of --data/--random")
+              help="with --per-layer or --profile: which sample of --data/--random")
 @user_errors
 def validate(model: Path, board: str, emulator: str | None, port: str | None, flash_first: bool,
              probe: str | None, data: Path | None, n_random: int | None, seed: int, report: Path,
              project: Path | None, firmware: Path | None, resume: bool, timeout: float | None,
-             baud: int | None, per_layer: bool, sample: int) -> None:
+             baud: int | None, per_layer: bool, sample: int, profile: bool = False) -> None:
     """Run the model on a device or emulator; compare every output with TensorFlow Lite Micro.
 
     The oracle is the TFLM interpreter (PyPI tflite-micro): the pass criterion is
     that every output byte equals its output. The TFLite interpreter's answer is
     shown beside it as a second opinion. With --per-layer, the device runs the
     network op by op and every op's output is compared, to find the first op
-    where the firmware and TFLM part ways.
+    where the firmware and TFLM part ways. With --profile, every op's cost is
+    then measured on the device (the network runs ops 0..k for every k; op k
+    costs the difference) and printed as a table.
 
     With --port the firmware runs on a board: a board that resets mid-run is
     checked again and the sample in flight sent again (the report counts the
@@ -235,6 +240,8 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, fl
         raise click.UsageError("--probe is for --flash")
     if (data is None) == (n_random is None):
         raise click.UsageError("give exactly one of --data or --random N")
+    if profile and per_layer:
+        raise click.UsageError("--profile and --per-layer are separate runs: give one of them")
 
     def progress(i: int, n: int, s: Any) -> None:
         # every sample for small runs; for large ones every tenth, and every mismatch
@@ -256,7 +263,8 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, fl
                          seed=seed, report_path=report, project=project, firmware=firmware, resume=resume,
                          timeout=timeout, baud=baud, per_layer_sample=sample if per_layer else None,
                          progress=progress, layer_progress=layer_progress,
-                         log=lambda msg: out.print(msg, highlight=False), flash=flash_first, probe=probe)
+                         log=lambda msg: out.print(msg, highlight=False), flash=flash_first, probe=probe,
+                         profile_sample=sample if profile else None, profile_progress=_profile_progress)
     oracle = rep.oracle
     if oracle["note"]:
         out.print(f"[yellow]note:[/] {oracle['note']}", highlight=False)
@@ -289,8 +297,12 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, fl
             out.print(f"second opinion, the TFLite interpreter ({name}): agrees on every output", highlight=False)
     m = rep.memory
     if m:
-        out.print(f"flash {m['flash_used']:,} B, RAM {m['ram_used']:,} B (arena {m['arena']:,} B); "
+        stack = (f", stack used by the network {s['stack_bytes_max']:,} B"
+                 if s["stack_bytes_max"] is not None else "")
+        out.print(f"flash {m['flash_used']:,} B, RAM {m['ram_used']:,} B (arena {m['arena']:,} B{stack}); "
                   f"report: {report}", highlight=False)
+    if rep.profile is not None:
+        print_profile(rep.profile)
     link = rep.link
     if link and (link["device_resets"] or link["retries"]):
         out.print(f"link: {link['device_resets']} device reset(s), {link['retries']} request(s) sent again, "
@@ -311,6 +323,30 @@ def _latency(instructions: int | None, cycles: int | None, micros: float | None,
     if cycles is not None:
         return f"{cycles:,} cycles" + (f" = {micros:,.1f} µs" if micros is not None else "")
     return f"{ticks:,} ticks"
+
+
+def _profile_progress(k: int, n: int) -> None:
+    if (k + 1) % 10 == 0 or k + 1 == n:
+        err.print(f"profile: ops 0..{k} measured ({k + 1}/{n})", highlight=False)
+
+
+def print_profile(profile: dict[str, Any], title: str = "") -> None:
+    """The --profile table, and whether the per-op figures add up to the whole run."""
+    from tinyedge.profile import profile_rows
+
+    header, rows = profile_rows(profile)
+    table = Table(title=title or f"cost of every op (sample {profile['sample']})")
+    for h in header:
+        table.add_column(h, justify="left" if h in ("type", "shapes") else "right")
+    for r in rows:
+        table.add_row(*r)
+    out.print(table)
+    unit = profile["unit"]
+    if profile["adds_up"]:
+        out.print(f"the ops add up to the whole run: {profile['total']:,} {unit}", highlight=False)
+    else:
+        out.print(f"[yellow]the ops add up to {profile['sum_of_ops']:,} {unit}, the whole run took "
+                  f"{profile['total']:,}[/]", highlight=False)
 
 
 def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) -> None:
@@ -434,24 +470,50 @@ def devices(as_json: bool) -> None:
 @click.argument("models", nargs=-1, type=click.Path(path_type=Path), required=True)
 @click.option("--board", "boards_", multiple=True, default=["mps2-an386"], show_default=True,
               help="emulated board(s) to run on; repeat for several")
-@click.option("--baselines", type=click.Path(path_type=Path), default=Path("../shared/baselines/tflm_qemu.json"),
-              show_default=True, help="TFLM numbers to compare with (skipped when the file is absent)")
+@click.option("--kernels", "kernel_sets", type=click.Choice(["auto", "portable"]), multiple=True,
+              default=["auto"], show_default=True,
+              help="kernel set(s) to measure: auto (the board's default) or portable; repeat for several")
+@click.option("--profile", is_flag=True, help="also measure every op's instructions (printed and written)")
+@click.option("--baselines", type=click.Path(path_type=Path), default=Path("benchmarks/tflm_qemu.json"),
+              show_default=True,
+              help="TFLM's figures to compare with (benchmarks/README.md says how they were measured); "
+                   "no comparison when the file is absent")
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), default=Path("benchmarks"), show_default=True)
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("tinyedge_build/bench"), show_default=True)
 @user_errors
-def bench(models: tuple[Path, ...], boards_: tuple[str, ...], baselines: Path, outdir: Path, workdir: Path) -> None:
-    """Instructions, flash and RAM per model in QEMU, beside TFLite Micro; writes JSON + Markdown."""
-    from tinyedge.bench import bench_model, load_baselines, write_results
+def bench(models: tuple[Path, ...], boards_: tuple[str, ...], kernel_sets: tuple[str, ...], profile: bool,
+          baselines: Path, outdir: Path, workdir: Path) -> None:
+    """Instructions, peak RAM and code per model in QEMU, beside TFLite Micro.
+
+    Every model runs on every --board with every --kernels set, on the TFLM
+    baselines' input; the output must be exact with TFLM. Writes
+    results.json and results.md to --outdir: the figures, the ratios to TFLM
+    (reference kernels and CMSIS-NN, geometric means over the four MLPerf Tiny
+    models) and whether each target of issue 9 is met. Exit 1 if any output
+    is not exact.
+    """
+    from tinyedge.bench import bench_model, load_baselines, targets, write_results
 
     base = load_baselines(baselines)
     rows = []
     for board in boards_:
-        for model in models:
-            row = bench_model(model, board, workdir, base, log=lambda m: err.print(m, highlight=False))
-            rows.append(row)
-            out.print(f"{row.model} on {row.board}: {row.instructions:,} instructions, arena {row.arena:,} B, "
-                      f"flash {row.flash:,} B, {'exact' if row.exact else 'MISMATCH'}", highlight=False)
+        for kernels in kernel_sets:
+            for model in models:
+                row = bench_model(model, board, workdir, base, log=lambda m: err.print(m, highlight=False),
+                                  kernels=kernels, profile=profile)
+                rows.append(row)
+                out.print(f"{row.model} on {row.board} ({row.kernels} kernels): {row.instructions:,} instructions, "
+                          f"peak RAM {row.peak_ram:,} B (arena {row.arena:,} + stack {row.stack:,} + static "
+                          f"{row.static_ram:,}), code {row.code:,} B, {'exact' if row.exact else 'NOT EXACT'}",
+                          highlight=False)
+                if row.profile is not None:
+                    print_profile(row.profile, title=f"{row.model} on {row.board} ({row.kernels} kernels)")
     js, md = write_results(rows, outdir)
+    for t in targets(rows):
+        if t.met is None:
+            continue
+        mark = "[green]met[/]" if t.met else "[red]NOT MET[/]"
+        out.print(f"{mark}  {t.target}: {t.board} {t.model}: {t.measured}", highlight=False)
     out.print(f"wrote {js} and {md}")
     if not all(r.exact for r in rows):
         sys.exit(1)

@@ -54,10 +54,13 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
                    project: Path | None = None, firmware: Path | None = None, resume: bool = False,
                    timeout: float | None = None, baud: int | None = None, per_layer_sample: int | None = None,
                    progress: ProgressFn | None = None, layer_progress: Callable[[LayerResult], None] | None = None,
-                   log: LogFn | None = None, flash: bool = False, probe: str | None = None) -> ValidationReport:
+                   log: LogFn | None = None, flash: bool = False, probe: str | None = None,
+                   profile_sample: int | None = None,
+                   profile_progress: Callable[[int, int], None] | None = None) -> ValidationReport:
     """Generate and build (unless ``firmware`` names an already built ELF or project),
     [flash it,] then validate on the target. ``port="auto"``: the board's serial port,
-    found by the USB ID its board file names."""
+    found by the USB ID its board file names. ``profile_sample``: then measure every
+    op's cost on that sample (``--profile``)."""
     from tinyedge.build import build_project, memory_report
 
     say = log or (lambda _msg: None)
@@ -70,9 +73,10 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
         port = find_board_port(board, probe=probe)
         say(f"{board.name}'s serial port: {port}")
     samples = load_samples(net.graph, data) if data is not None else random_samples(net.graph, n_random or 0, seed)
-    if per_layer_sample is not None and not 0 <= per_layer_sample < len(samples):
-        raise TinyEdgeError(f"--sample {per_layer_sample} is outside the {len(samples)} sample(s) given",
-                            f"pick a sample from 0 to {len(samples) - 1}")
+    for chosen in (per_layer_sample, profile_sample):
+        if chosen is not None and not 0 <= chosen < len(samples):
+            raise TinyEdgeError(f"--sample {chosen} is outside the {len(samples)} sample(s) given",
+                                f"pick a sample from 0 to {len(samples) - 1}")
     if board.is_library:
         # The library runs inside the user's firmware, built and flashed by them:
         # nothing to generate or build here, only a serial port to talk to.
@@ -83,7 +87,8 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
         say(f"validating on {port} (your firmware with the {board.name} library)")
         return validate_on_target(net, None, samples, report_path, {}, port=port, resume=resume,
                                   timeout=timeout, progress=progress, per_layer_sample=per_layer_sample,
-                                  layer_progress=layer_progress)
+                                  layer_progress=layer_progress, profile_sample=profile_sample,
+                                  profile_progress=profile_progress)
     memory: MemoryReport | None
     if firmware is not None:
         elf = firmware / "build" / "firmware.elf" if firmware.is_dir() else firmware
@@ -113,4 +118,5 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
     return validate_on_target(net, elf, samples, report_path, asdict(memory) if memory else {},
                               emulator=emulator, port=port,
                               resume=resume, timeout=timeout, baud=baud, progress=progress,
-                              per_layer_sample=per_layer_sample, layer_progress=layer_progress)
+                              per_layer_sample=per_layer_sample, layer_progress=layer_progress,
+                              profile_sample=profile_sample, profile_progress=profile_progress)

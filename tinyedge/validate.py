@@ -32,7 +32,7 @@ from tinyedge.oracle import OracleChoice, TfliteInterpreter, choose_oracle
 from tinyedge.perlayer import LayerResult, compare_layers
 
 ProgressFn = Callable[[int, int, "SampleResult"], None]
-REPORT_FORMAT = 2  # 2: oracle, second_opinion, per_layer
+REPORT_FORMAT = 3  # 2: oracle, second_opinion, per_layer; 3: stack_bytes per sample, profile
 
 
 @dataclass
@@ -53,6 +53,7 @@ class SampleResult:
     device_resets: int = 0  # times the device reset during this sample (it was then sent again)
     cycles: int | None = None  # real boards (DWT) and libraries (port layer): CPU cycles
     microseconds: float | None = None  # cycles at the clock HELLO reported (when known)
+    stack_bytes: int | None = None  # stack the run used (painted high-water mark); None: not measured
 
 
 def latency_cycles(timer: str, ticks: int, cycles: int) -> int | None:
@@ -88,6 +89,7 @@ class ValidationReport:
     per_layer: dict[str, Any] | None = None
     # the link: time limits, baud, retries, corrupted frames, device resets (see link_summary)
     link: dict[str, Any] | None = None
+    profile: dict[str, Any] | None = None  # --profile: every op's cost (tinyedge.profile.Profile)
 
     @property
     def all_exact(self) -> bool:
@@ -115,7 +117,9 @@ class ValidationReport:
         instr = [s.instructions for s in self.samples if s.instructions is not None]
         cycles = [s.cycles for s in self.samples if s.cycles is not None]
         micros = [s.microseconds for s in self.samples if s.microseconds is not None]
+        stacks = [s.stack_bytes for s in self.samples if s.stack_bytes is not None]
         return {
+            "stack_bytes_max": max(stacks) if stacks else None,
             "cycles_median": int(np.median(cycles)) if cycles else None,
             "microseconds_median": float(np.median(micros)) if micros else None,
             "samples": len(self.samples),
@@ -279,6 +283,8 @@ def validate_on_target(
     per_layer_sample: int | None = None,
     layer_progress: Callable[[LayerResult], None] | None = None,
     baud: int | None = None,
+    profile_sample: int | None = None,
+    profile_progress: Callable[[int, int], None] | None = None,
 ) -> ValidationReport:
     """Validate ``samples`` on the target; with ``per_layer_sample``, compare every
     op's output for that one sample instead.
@@ -287,7 +293,8 @@ def validate_on_target(
     the target's speed, :mod:`tinyedge.timeouts`); ``baud`` is the serial port's
     rate (default: the board file's). A device that resets mid-run is checked
     again and the sample in flight is sent again from scratch; completed samples
-    are in the report whatever happens."""
+    are in the report whatever happens. With ``profile_sample``, every op's cost is
+    then measured on that sample (:mod:`tinyedge.profile`) and put in the report."""
     graph = net.graph
     board = net.board
     if board is None:
@@ -354,12 +361,20 @@ def validate_on_target(
                     tflite_mismatches=tfl_mism, tflite_max_abs_diff=tfl_diff,
                     device_resets=len(client.resets) - seen,
                     cycles=cyc, microseconds=cyc * 1e6 / info.clock_hz if cyc is not None and info.clock_hz else None,
+                    stack_bytes=result.stack,
                 )
                 report.samples.append(res)
                 report.link = link_summary(client, link)
                 report.write(report_path)
                 if progress:
                     progress(i, len(samples), res)
+            if profile_sample is not None:
+                from tinyedge.profile import profile_on_device
+
+                raw = [a.tobytes() for a in _device_arrays(graph, samples[profile_sample])]
+                prof = profile_on_device(net, client, profile_sample, raw, emulated=bool(emulator),
+                                         progress=profile_progress)
+                report.profile = prof.to_dict()
         except TinyEdgeError:
             # stopped mid-run: the report keeps every completed sample and what the link saw
             report.link = link_summary(client, link)
