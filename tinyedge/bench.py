@@ -27,6 +27,7 @@ class BenchRow:
     model: str
     board: str
     core: str
+    kernels: str  # the kernel set (tinyedge.kernels)
     macs: int
     instructions: int
     ticks: int
@@ -68,20 +69,20 @@ def _baseline_for(rows: list[dict[str, Any]], model: str, core: str) -> dict[str
 
 
 def bench_model(model_path: Path, board_name: str, workdir: Path, baselines: list[dict[str, Any]],
-                log: Callable[[str], None] = lambda _m: None) -> BenchRow:
+                log: Callable[[str], None] = lambda _m: None, kernels: str = "auto") -> BenchRow:
     from tinyedge.build import build_project
     from tinyedge.codegen.project import generate_project
     from tinyedge.pipeline import compile_for_board
     from tinyedge.validate import validate_on_target
 
-    net = compile_for_board(model_path, board_name)
+    net = compile_for_board(model_path, board_name, kernels)
     board = net.board
     assert board is not None
     graph = net.graph
     if not board.qemu_machine:
         raise TinyEdgeError(f"board {board_name} cannot be benchmarked in QEMU", "pick an emulated board")
-    project = workdir / f"{model_path.stem}-{board_name}"
-    log(f"{model_path.stem} on {board_name}: generate, build")
+    project = workdir / f"{model_path.stem}-{board_name}-{net.kernels}"
+    log(f"{model_path.stem} on {board_name} ({net.kernels} kernels): generate, build")
     proj = generate_project(net, project)
     built = build_project(project)
     assert built.memory is not None  # emulated boards build firmware, not a library
@@ -90,7 +91,7 @@ def bench_model(model_path: Path, board_name: str, workdir: Path, baselines: lis
     s = rep.samples[0]
     m = built.memory
     return BenchRow(
-        model=model_path.stem, board=board_name, core=board.core, macs=proj.net.total_macs,
+        model=model_path.stem, board=board_name, core=board.core, kernels=net.kernels, macs=proj.net.total_macs,
         instructions=s.instructions or 0, ticks=s.ticks, exact=s.exact,
         oracle=f"{rep.oracle['name']} {rep.oracle['version']}", output_hex=s.output_hex,
         arena=m.arena, weights=m.weights, code=m.flash_used - m.weights, flash=m.flash_used, ram=m.ram_used,
@@ -112,15 +113,15 @@ def to_markdown(rows: list[BenchRow]) -> str:
         "Ratios are tinyedge / TFLM: below 1 is better. \"exact\": every output byte equals what TensorFlow",
         f"Lite Micro's interpreter computes ({', '.join(sorted({r.oracle for r in rows})) or 'tflite-micro'}).",
         "",
-        "| model | board | MACs | instructions | vs TFLM ref | vs TFLM+CMSIS-NN | arena B | vs TFLM arena "
+        "| model | board | kernels | MACs | instructions | vs TFLM ref | vs TFLM+CMSIS-NN | arena B | vs TFLM arena "
         "| code B (flash - weights) | vs TFLM code | weights B | exact |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         ref = r.baseline.get("ref", {})
         nn = r.baseline.get("cmsis_nn", {})
         lines.append(
-            f"| {r.model} | {r.board} | {r.macs:,} | {r.instructions:,} "
+            f"| {r.model} | {r.board} | {r.kernels} | {r.macs:,} | {r.instructions:,} "
             f"| {_ratio(r.instructions, ref.get('approx_instructions'))} "
             f"| {_ratio(r.instructions, nn.get('approx_instructions'))} "
             f"| {r.arena:,} | {_ratio(r.arena, nn.get('arena_used_bytes'))} "

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tinyedge import __version__
+from tinyedge import kernels as kernel_sets
 from tinyedge.codegen.render import render_template
 from tinyedge.compiler import CompiledNetwork
 from tinyedge.model.ir import DTYPE_SIZES, Graph, Tensor
@@ -171,6 +172,7 @@ def render_network_files(net: CompiledNetwork, model_name: str) -> dict[str, str
         "op_outputs": _op_outputs(net),
         "sha_bytes": ", ".join(f"0x{b:02x}" for b in bytes.fromhex(g.sha256)),
         "runtime_headers": runtime_headers(),
+        "kernels": kernel_sets.describe(net.kernels),
     }
     files = {
         "network.c": render_template("network/network.c.j2", ctx),
