@@ -79,6 +79,13 @@ def resolve(requested: str, board: Board | None) -> str:
     return requested
 
 
+def searches(kernels: str, variant_dir: str) -> bool:
+    """Whether a set takes files from ``variant_dir`` ("arm_dsp", "arm_mve"): a lowering
+    asks this to pick a kernel whose fast implementation lives there (the mve set
+    searches arm_dsp too, so it runs the dsp kernels where arm_mve has none)."""
+    return variant_dir in VARIANT_DIRS[kernels]
+
+
 def runtime_root() -> Path:
     return templates_dir() / "runtime"
 

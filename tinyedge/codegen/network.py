@@ -84,7 +84,8 @@ def _op_blocks(net: CompiledNetwork) -> list[dict[str, Any]]:
                 "decl": f"static const {c.ctype} {c.name}[{values.size}]",
                 "body": c_array_literal(values, per_line),
                 "comment": c.comment,
-                "align": values.size >= 16,
+                # word-aligned from 16 values on (4-byte loads), or what the kernel asks for
+                "align": max(c.align, 4 if values.size >= 16 else 0),
             })
         params = None
         if low.params_type:

@@ -38,6 +38,7 @@ class ConstArray:
     ctype: str  # "int8_t", "int16_t", "int32_t", "uint8_t", "float", ...
     values: np.ndarray  # emitted flattened, in C order
     comment: str = ""  # where the numbers come from
+    align: int = 0  # byte alignment the kernel needs beyond the default (word-aligned from 16 values on)
 
 
 @dataclass
