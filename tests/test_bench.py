@@ -213,7 +213,8 @@ def test_bench_hello_world(hello_row: tuple[BenchRow, Path], tmp_path: Path) -> 
     assert row.peak_ram == row.arena + row.stack + row.static_ram
     js, md = write_results([row], tmp_path / "out")
     assert json.loads(js.read_text())["results"][0]["instructions"] == row.instructions
-    assert "| hello_world_int8 | mps2-an386 | portable |" in md.read_text()
+    assert row.kernels == "dsp" and row.kernels_requested == "auto"   # the M4's default set
+    assert "| hello_world_int8 | mps2-an386 | dsp |" in md.read_text()
 
 
 @pytest.mark.emulator
@@ -236,7 +237,7 @@ def test_two_runs_count_the_same_instructions(hello_row: tuple[BenchRow, Path], 
 
     row, work = hello_row
     net = compile_for_board(shared_model("hello_world_int8"), "mps2-an386")
-    elf = work / "hello_world_int8-mps2-an386-portable" / "build" / "firmware.elf"
+    elf = work / f"hello_world_int8-mps2-an386-{row.kernels}" / "build" / "firmware.elf"
     rep = validate_on_target(net, elf, [baseline_input(net.graph)] * 3, tmp_path / "r.json", {},
                              emulator="qemu", profile_sample=0)
     assert [s.instructions for s in rep.samples] == [row.instructions] * 3
@@ -253,7 +254,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.emulator
 def test_validate_profile_prints_and_reports(hello_row: tuple[BenchRow, Path], tmp_path: Path) -> None:
     row, work = hello_row
-    elf = work / "hello_world_int8-mps2-an386-portable" / "build" / "firmware.elf"
+    elf = work / f"hello_world_int8-mps2-an386-{row.kernels}" / "build" / "firmware.elf"
     report = tmp_path / "r.json"
     proc = _cli("validate", str(shared_model("hello_world_int8")), "--board", "mps2-an386", "--emulator", "qemu",
                 "--firmware", str(elf), "--random", "2", "--profile", "--sample", "1", "--report", str(report))

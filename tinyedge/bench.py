@@ -58,7 +58,7 @@ class BenchRow:
     model: str
     board: str
     core: str
-    kernels: str            # the kernel set the network was compiled with
+    kernels: str            # the kernel set the network was compiled with (tinyedge.kernels)
     kernels_requested: str  # what was asked for: "auto" (the board's default) or a set
     macs: int
     instructions: int
@@ -115,15 +115,13 @@ def bench_model(model_path: Path, board_name: str, workdir: Path, baselines: lis
     from tinyedge.pipeline import compile_for_board
     from tinyedge.validate import validate_on_target
 
-    if kernels not in ("auto", "portable"):
-        raise TinyEdgeError(f"kernel set {kernels!r} is not in this tinyedge yet", "use --kernels auto or portable")
-    net = compile_for_board(model_path, board_name)
+    net = compile_for_board(model_path, board_name, kernels)
     board = net.board
     assert board is not None
     graph = net.graph
     if not board.qemu_machine:
         raise TinyEdgeError(f"board {board_name} cannot be benchmarked in QEMU", "pick an emulated board")
-    used = "portable"  # the runtime's kernels before the kernel-set seam (issue 9)
+    used = net.kernels
     project = workdir / f"{model_path.stem}-{board_name}-{used}"
     log(f"{model_path.stem} on {board_name} ({used} kernels): generate, build")
     proj = generate_project(net, project)

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from tinyedge import __version__
 from tinyedge.errors import TinyEdgeError
+from tinyedge.kernels import CHOICES as KERNEL_CHOICES
 
 # Piped output (logs, CI) gets wide tables instead of rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -38,6 +39,15 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(130)
 
     return wrapper
+
+
+KERNELS_HELP = ("kernel set: auto = the best the board's core has (mve on Cortex-M55, dsp on M4/M7/M33, "
+                "portable otherwise); portable forces the plain C kernels; a set the core lacks is refused")
+
+
+def kernels_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--kernels", type=click.Choice(KERNEL_CHOICES), default="auto", show_default=True,
+                        help=KERNELS_HELP)(fn)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,8 +91,9 @@ def convert(model: Path, output: Path, calibration: Path, validation: Path | Non
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--board", default=None, help="check whether the model fits this board")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
+@kernels_option
 @user_errors
-def inspect(model: Path, board: str | None, as_json: bool) -> None:
+def inspect(model: Path, board: str | None, as_json: bool, kernels: str) -> None:
     """Ops, tensors, parameters, MACs, arena size; does it fit a board?
 
     Exits 1 when the model has ops tinyedge cannot generate, or when it cannot
@@ -96,7 +107,7 @@ def inspect(model: Path, board: str | None, as_json: bool) -> None:
         from tinyedge.boards import load_board
 
         b = load_board(board)
-    insp = inspect_network(compile(load_model(model), b, strict=False))
+    insp = inspect_network(compile(load_model(model), b, kernels=kernels, strict=False))
     if as_json:
         click.echo(json.dumps(insp.to_dict(), indent=2))
     else:
@@ -140,14 +151,15 @@ def _print_inspection(insp: Any) -> None:
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--board", required=True, help="board name (see `tinyedge boards`)")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="project directory")
+@kernels_option
 @user_errors
-def generate(model: Path, board: str, output: Path) -> None:
+def generate(model: Path, board: str, output: Path, kernels: str) -> None:
     """Render a self-contained firmware project (builds with plain `make`)."""
     from tinyedge.codegen.project import generate_project
     from tinyedge.pipeline import compile_for_board
 
-    proj = generate_project(compile_for_board(model, board), output)
-    out.print(f"generated {proj.path} for {proj.board_name}: {len(proj.net.ops)} ops, "
+    proj = generate_project(compile_for_board(model, board, kernels), output)
+    out.print(f"generated {proj.path} for {proj.board_name} ({proj.net.kernels} kernels): {len(proj.net.ops)} ops, "
               f"arena {proj.net.arena_bytes:,} B, {proj.net.total_macs:,} MACs", highlight=False)
     out.print(f"next: tinyedge build {proj.path}   (or: make -C {proj.path})", highlight=False)
 
@@ -210,11 +222,13 @@ def _print_memory(m: Any) -> None:
                    "cycles on a board; printed as a table and written to the report")
 @click.option("--sample", "sample", type=int, default=0, show_default=True,
               help="with --per-layer or --profile: which sample of --data/--random")
+@kernels_option
 @user_errors
 def validate(model: Path, board: str, emulator: str | None, port: str | None, flash_first: bool,
              probe: str | None, data: Path | None, n_random: int | None, seed: int, report: Path,
              project: Path | None, firmware: Path | None, resume: bool, timeout: float | None,
-             baud: int | None, per_layer: bool, sample: int, profile: bool = False) -> None:
+             baud: int | None, per_layer: bool, sample: int, profile: bool = False,
+             kernels: str = "auto") -> None:
     """Run the model on a device or emulator; compare every output with TensorFlow Lite Micro.
 
     The oracle is the TFLM interpreter (PyPI tflite-micro): the pass criterion is
@@ -264,7 +278,8 @@ def validate(model: Path, board: str, emulator: str | None, port: str | None, fl
                          timeout=timeout, baud=baud, per_layer_sample=sample if per_layer else None,
                          progress=progress, layer_progress=layer_progress,
                          log=lambda msg: out.print(msg, highlight=False), flash=flash_first, probe=probe,
-                         profile_sample=sample if profile else None, profile_progress=_profile_progress)
+                         profile_sample=sample if profile else None, profile_progress=_profile_progress,
+                         kernels=kernels)
     oracle = rep.oracle
     if oracle["note"]:
         out.print(f"[yellow]note:[/] {oracle['note']}", highlight=False)
@@ -381,10 +396,11 @@ def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) 
 @click.option("--data", type=click.Path(path_type=Path), default=None)
 @click.option("--random", "n_random", type=int, default=None)
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), default=Path("tinyedge_build"), show_default=True)
+@kernels_option
 @click.pass_context
 def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port: str | None,
         baud: int | None, timeout: float | None, flash_first: bool, probe: str | None,
-        calibration: Path | None, data: Path | None, n_random: int | None, outdir: Path) -> None:
+        calibration: Path | None, data: Path | None, n_random: int | None, outdir: Path, kernels: str) -> None:
     """Chain the steps: [convert] -> generate -> build -> [flash] -> validate."""
     tflite_path = model
     if model.suffix != ".tflite":
@@ -398,7 +414,7 @@ def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port:
                flash_first=flash_first, probe=probe, data=data,
                n_random=n_random, seed=0, report=outdir / "report.json",
                project=outdir / f"{tflite_path.stem}-{board}", firmware=None, resume=False, timeout=timeout,
-               baud=baud, per_layer=False, sample=0)
+               baud=baud, per_layer=False, sample=0, kernels=kernels)
 
 
 # ---------------------------------------------------------------- flash
@@ -470,9 +486,6 @@ def devices(as_json: bool) -> None:
 @click.argument("models", nargs=-1, type=click.Path(path_type=Path), required=True)
 @click.option("--board", "boards_", multiple=True, default=["mps2-an386"], show_default=True,
               help="emulated board(s) to run on; repeat for several")
-@click.option("--kernels", "kernel_sets", type=click.Choice(["auto", "portable"]), multiple=True,
-              default=["auto"], show_default=True,
-              help="kernel set(s) to measure: auto (the board's default) or portable; repeat for several")
 @click.option("--profile", is_flag=True, help="also measure every op's instructions (printed and written)")
 @click.option("--baselines", type=click.Path(path_type=Path), default=Path("benchmarks/tflm_qemu.json"),
               show_default=True,
@@ -480,9 +493,11 @@ def devices(as_json: bool) -> None:
                    "no comparison when the file is absent")
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), default=Path("benchmarks"), show_default=True)
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("tinyedge_build/bench"), show_default=True)
+@click.option("--kernels", "kernel_sets", type=click.Choice(KERNEL_CHOICES), multiple=True, default=["auto"],
+              show_default=True, help=KERNELS_HELP + "; repeat to measure several sets")
 @user_errors
-def bench(models: tuple[Path, ...], boards_: tuple[str, ...], kernel_sets: tuple[str, ...], profile: bool,
-          baselines: Path, outdir: Path, workdir: Path) -> None:
+def bench(models: tuple[Path, ...], boards_: tuple[str, ...], profile: bool, baselines: Path, outdir: Path,
+          workdir: Path, kernel_sets: tuple[str, ...]) -> None:
     """Instructions, peak RAM and code per model in QEMU, beside TFLite Micro.
 
     Every model runs on every --board with every --kernels set, on the TFLM

@@ -4,6 +4,10 @@ The generated network.c and the runtime are plain C99, so the same files that
 go into the firmware compile with the host's gcc. ``HostNetwork`` generates
 them into a work directory, compiles once, and runs any number of samples
 through one process (host/host_main.c's stdin/stdout protocol).
+
+Kernel sets (tinyedge/kernels.py): the portable set, and the dsp set, whose
+intrinsics arm_dsp/te_dsp.h emulates on the host from the Arm ARM's
+pseudocode, build here; Helium kernels run only on an M55 (QEMU mps3-an547).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tinyedge import kernels as kernel_sets
 from tinyedge.codegen.network import render_network_files, write_files
 from tinyedge.compiler import CompiledNetwork, compile
 from tinyedge.errors import TinyEdgeError
@@ -32,21 +37,21 @@ def _np_dtype(dtype: str) -> np.dtype:
     return np.dtype(next(nt for n, nt in DTYPES.values() if n == dtype))
 
 
-def copy_runtime(outdir: Path) -> None:
-    """Sync the kernel library into a project's runtime/: copy what changed,
-    drop what the library no longer has, leave the rest untouched (mtimes kept
-    so incremental builds stay incremental)."""
-    src = templates_dir() / "runtime"
+def copy_runtime(outdir: Path, kernels: str = "portable") -> None:
+    """Sync a kernel set's library into a project's runtime/, flat (one file per
+    name, tinyedge.kernels.runtime_files): copy what changed, drop what the set
+    does not have, leave the rest untouched (mtimes kept so incremental builds
+    stay incremental)."""
+    files = kernel_sets.runtime_files(kernels)
     dst = outdir / "runtime"
     dst.mkdir(parents=True, exist_ok=True)
-    wanted = {p.name for p in src.iterdir() if p.suffix in (".c", ".h")}
-    for name in sorted(wanted):
-        data = (src / name).read_bytes()
+    for name, src in files.items():
+        data = src.read_bytes()
         target = dst / name
         if not target.exists() or target.read_bytes() != data:
             target.write_bytes(data)
     for stale in dst.iterdir():
-        if stale.name not in wanted and stale.is_file():
+        if stale.name not in files and stale.is_file():
             stale.unlink()
 
 
@@ -62,30 +67,41 @@ def _compiler_identity(cc_path: str) -> bytes:
     return ident
 
 
-def runtime_objects(cc: str) -> list[Path]:
-    """The runtime compiled for the host, once per (sources, flags, compiler):
-    cached under $TINYEDGE_CACHE (default ~/.cache/tinyedge), safe to share
-    between concurrent processes (built aside, then renamed into place)."""
+def _require_host_set(kernels: str) -> None:
+    if kernels not in kernel_sets.HOST_SETS:
+        raise TinyEdgeError(f"the {kernels} kernels do not run on the host",
+                            f"run them on their core (QEMU mps3-an547 for mve); on the host use "
+                            f"{' or '.join(kernel_sets.HOST_SETS)}")
+
+
+def runtime_objects(cc: str, kernels: str = "portable") -> list[Path]:
+    """A kernel set's runtime compiled for the host, once per (sources, flags,
+    compiler): cached under $TINYEDGE_CACHE (default ~/.cache/tinyedge), safe
+    to share between concurrent processes (built aside, then renamed into place)."""
+    _require_host_set(kernels)
     cc_path = shutil.which(cc)
     if cc_path is None:
         raise TinyEdgeError(f"host C compiler '{cc}' not found", "sudo apt-get install gcc")
-    src = templates_dir() / "runtime"
-    sources = sorted(p for p in src.iterdir() if p.suffix in (".c", ".h"))
+    files = kernel_sets.runtime_files(kernels)
     h = hashlib.sha256(" ".join(HOST_CFLAGS).encode() + _compiler_identity(cc_path))
-    for f in sources:
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    for name, f in files.items():
+        h.update(name.encode() + b"\0" + f.read_bytes())
     cache = cache_root() / "host-runtime" / h.hexdigest()[:20]
     if not (cache / "done").exists():
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix="tmp-"))
         try:
-            c_files = [str(f) for f in sources if f.suffix == ".c"]
+            # the set's files side by side, as in a generated project's runtime/
+            copy_runtime(tmp, kernels)
+            src = tmp / "runtime"
+            c_files = [str(src / name) for name in files if name.endswith(".c")]
             proc = subprocess.run([cc_path, *HOST_CFLAGS, f"-I{src}", "-c", *c_files], cwd=tmp,
                                   capture_output=True, text=True)
             if proc.returncode != 0:
                 raise TinyEdgeError(
                     f"host build of the runtime failed: {(proc.stderr.strip().splitlines() or ['?'])[0]}",
                     "this is a tinyedge bug; please report it")
+            shutil.rmtree(src)
             (tmp / "done").write_text("")
             try:
                 os.rename(tmp, cache)
@@ -98,24 +114,35 @@ def runtime_objects(cc: str) -> list[Path]:
 
 
 class HostNetwork:
-    """A network compiled for the host, ready to run samples."""
+    """A network compiled for the host, ready to run samples.
 
-    def __init__(self, model: CompiledNetwork | Graph | str | Path, workdir: str | Path, cc: str = "cc") -> None:
+    ``kernels``: the kernel set to lower a graph for (default portable); a
+    CompiledNetwork brings its own. ``implementations``: whose kernel files to
+    build it with (default: the set it was lowered for); "portable" runs the
+    portable reference of every kernel a dsp lowering chose, the same calls and
+    constants (what the tests check those references with)."""
+
+    def __init__(self, model: CompiledNetwork | Graph | str | Path, workdir: str | Path, cc: str = "cc",
+                 kernels: str | None = None, implementations: str | None = None) -> None:
         if isinstance(model, CompiledNetwork):
+            if kernels is not None and kernels != model.kernels:
+                raise ValueError(f"the network was lowered for the {model.kernels} kernels, not {kernels}")
             self.net = model
         else:
-            self.net = compile(model if isinstance(model, Graph) else load_model(model))
+            self.net = compile(model if isinstance(model, Graph) else load_model(model), kernels=kernels or "portable")
+        impl = implementations or self.net.kernels
+        _require_host_set(impl)
         self.graph = self.net.graph
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         name = Path(self.graph.source).stem if self.graph.source != "<bytes>" else "model"
         write_files(self.workdir, render_network_files(self.net, name))
-        copy_runtime(self.workdir)
+        copy_runtime(self.workdir, impl)
         host = self.workdir / "host"
         host.mkdir(exist_ok=True)
         shutil.copy(templates_dir() / "host" / "host_main.c", host / "host_main.c")
         self.exe = self.workdir / "network_host"
-        objects = [str(o) for o in runtime_objects(cc)]
+        objects = [str(o) for o in runtime_objects(cc, impl)]
         cmd = [cc, *HOST_CFLAGS, "-Iruntime", "-I.", "network.c", "model_data.c", "host/host_main.c",
                *objects, "-o", "network_host", "-lm"]
         proc = subprocess.run(cmd, cwd=self.workdir, capture_output=True, text=True)

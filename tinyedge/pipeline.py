@@ -38,13 +38,15 @@ def load_samples(graph: Graph, path: Path) -> list[list[np.ndarray]]:
     return load_model_inputs(path, graph)
 
 
-def compile_for_board(model: Path, board_name: str) -> CompiledNetwork:
-    """Load, check, lower and plan a model for a board; refuse one that cannot fit."""
+def compile_for_board(model: Path, board_name: str, kernels: str = "auto") -> CompiledNetwork:
+    """Load, check, lower and plan a model for a board with a kernel set ("auto": the
+    best the board's core has); refuse one that cannot fit."""
     from tinyedge.analysis import require_fit
     from tinyedge.boards import load_board
     from tinyedge.compiler import compile
 
-    net = compile(load_model(model), load_board(board_name))  # unsupported ops: before anything is written
+    # unsupported ops and kernel sets the core lacks: refused before anything is written
+    net = compile(load_model(model), load_board(board_name), kernels=kernels)
     require_fit(net)
     return net
 
@@ -56,7 +58,8 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
                    progress: ProgressFn | None = None, layer_progress: Callable[[LayerResult], None] | None = None,
                    log: LogFn | None = None, flash: bool = False, probe: str | None = None,
                    profile_sample: int | None = None,
-                   profile_progress: Callable[[int, int], None] | None = None) -> ValidationReport:
+                   profile_progress: Callable[[int, int], None] | None = None,
+                   kernels: str = "auto") -> ValidationReport:
     """Generate and build (unless ``firmware`` names an already built ELF or project),
     [flash it,] then validate on the target. ``port="auto"``: the board's serial port,
     found by the USB ID its board file names. ``profile_sample``: then measure every
@@ -64,7 +67,7 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
     from tinyedge.build import build_project, memory_report
 
     say = log or (lambda _msg: None)
-    net = compile_for_board(model, board_name)
+    net = compile_for_board(model, board_name, kernels)
     board = net.board
     assert board is not None
     if port == "auto":
@@ -100,7 +103,7 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
         from tinyedge.codegen.project import generate_project
 
         project = project or default_project_dir(model, board.name)
-        say(f"generating {project} for {board.name}")
+        say(f"generating {project} for {board.name} ({net.kernels} kernels)")
         generate_project(net, project)
         say("building (make)")
         built = build_project(project)

@@ -1,8 +1,9 @@
 """Render a complete, self-contained firmware project for one model and board.
 
 The project builds with `make` alone (no tinyedge needed): network files from
-the lowered graph, the runtime copied verbatim, board support and the
-application rendered from the board's data file. A manifest (tinyedge.json)
+the lowered graph, the runtime of the network's kernel set copied verbatim
+(tinyedge/kernels.py: one implementation of every kernel, flat in runtime/),
+board support and the application rendered from the board's data file. A manifest (tinyedge.json)
 records what the project was generated from, without timestamps or absolute
 paths, so the same inputs give the same bytes.
 """
@@ -52,7 +53,7 @@ def generate_project(net: CompiledNetwork, outdir: str | Path, model_name: str |
     outdir.mkdir(parents=True, exist_ok=True)
 
     write_files(outdir, render_network_files(net, name))
-    copy_runtime(outdir)
+    copy_runtime(outdir, net.kernels)
     if not board.is_library:  # a library goes into a vendor project: no second main()
         write_files(outdir, {"host/host_main.c": (templates_dir() / "host" / "host_main.c").read_text()})
 
@@ -71,6 +72,7 @@ def generate_project(net: CompiledNetwork, outdir: str | Path, model_name: str |
         "model_sha256": graph.sha256,
         "board": board.name,
         "target": board.target,
+        "kernels": net.kernels,
         "arena_bytes": net.arena_bytes,
         "total_macs": net.total_macs,
         "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in graph.input_tensors],
