@@ -388,7 +388,7 @@ def to_markdown(results: Results) -> str:
                          f"| {f'{g.vs_cmsis_nn:.3f}x' if g.vs_cmsis_nn else '-'} |")
     lines += [
         "",
-        "TFLM's figures (../shared/baselines, measured the same way on the same QEMU machines): instructions",
+        "TFLM's figures (tflm_qemu.json, measured the same way on the same QEMU machines): instructions",
         "from SysTick x 40, arena = `arena_used_bytes()` (stack and other static RAM not counted), code = text",
         "minus the model array (TFLM, its kernels, the harness, newlib-nano's vsnprintf). Ours: code includes",
         "the runtime, kernels, board support and the validation server.",
