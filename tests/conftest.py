@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tinyedge.hostrun import HostNetwork
+from tinyedge.model import Graph
+
 ROOT = Path(__file__).resolve().parent.parent
 # The public reference models (MLPerf Tiny + TFLM hello_world, Apache-2.0),
 # copied unchanged from ../shared/models with their provenance note.
@@ -30,3 +33,20 @@ def require_tool(tool: str) -> None:
     """The suite installs its tools (scripts/test.sh); a missing one is a failure, not a skip."""
     if shutil.which(tool) is None:
         pytest.fail(f"{tool} not found: run scripts/test.sh, which installs it")
+
+
+# Host builds of the kernel sets (tinyedge/kernels.py), by test id: (the set the network
+# is lowered for, whose kernel files it is built with). "dsp" runs the arm_dsp kernels
+# with arm_dsp/te_dsp.h's emulated intrinsics; "dsp-portable-impl" runs the portable
+# reference of every kernel (and constant layout) the dsp lowering chose.
+HOST_KERNEL_VARIANTS: dict[str, tuple[str, str]] = {
+    "portable": ("portable", "portable"),
+    "dsp": ("dsp", "dsp"),
+    "dsp-portable-impl": ("dsp", "portable"),
+}
+
+
+def host_network(graph: Graph, workdir: Path, variant: str) -> HostNetwork:
+    """A HostNetwork of ``graph`` for one of HOST_KERNEL_VARIANTS."""
+    kernels, impl = HOST_KERNEL_VARIANTS[variant]
+    return HostNetwork(graph, workdir, kernels=kernels, implementations=impl)

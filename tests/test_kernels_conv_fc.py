@@ -19,10 +19,12 @@ reference kernels). Four sources of models:
   single rounding (TFLITE_SINGLE_ROUNDING); every such output must equal
   TFLM's and differ from the alternatives.
 
-Every host build is made twice: the portable C, and the kernels' DSP code
-paths (``-DTE_EMULATE_DSP``: te_common.h emulates SXTB16/SMLAD/SMLABB/SMLATT),
-so the Cortex-M4/M7/M33/M55 paths are checked on every awkward shape here;
-the instructions themselves run in the emulator tier (QEMU).
+Every host build is made for each kernel set that runs on the host
+(conftest.HOST_KERNEL_VARIANTS): the portable set; the dsp set (the arm_dsp
+kernels, with arm_dsp/te_dsp.h emulating SXTB16/SMLAD/SMLABB/SMLATT), so the
+Cortex-M4/M7/M33/M55 kernels are checked on every awkward shape here; and the
+dsp lowering built with the portable reference of every kernel it chose. The
+instructions themselves run in the emulator tier (QEMU).
 
 To keep the suite fast, the single-op and patched models are merged into one
 graph (ops renumbered, tensors re-indexed) and compiled once per variant; so
@@ -46,16 +48,14 @@ from flatbuffers.table import Table
 
 import keras_models
 from graphtools import merge_graphs
-from conftest import MODEL_NAMES, require_tool, shared_model
+from conftest import HOST_KERNEL_VARIANTS, MODEL_NAMES, host_network, require_tool, shared_model
 from keras_models import KerasCase
 from tinyedge import quant
 from tinyedge.codegen.lower import check_graph, require_supported
 from tinyedge.errors import TinyEdgeError
-from tinyedge.hostrun import HostNetwork
 from tinyedge.model import Graph, Operator, Tensor, load_model, read_model
 from tinyedge.ops import load_all
 from tinyedge.ops.common import input_tensor
-from tinyedge.resources import templates_dir
 
 OUR_OPS = {"FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"}
 N_SAMPLES = 8
@@ -343,17 +343,6 @@ class Results:
         return assert_exact(self.host, self.oracle, self.labels)
 
 
-def host_cc(variant: str, workdir: Path) -> str:
-    """The host compiler for a kernel variant: "portable", or "dsp-emulated" (the
-    kernels' __ARM_FEATURE_DSP code paths, with te_common.h's emulated intrinsics)."""
-    if variant == "portable":
-        return "cc"
-    wrapper = workdir / "cc-dsp-emulated"
-    wrapper.write_text('#!/bin/sh\nexec cc -DTE_EMULATE_DSP "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
-
-
 @dataclass
 class Suite:
     """Many single-op models run side by side in one merged network, each on its own inputs."""
@@ -406,14 +395,14 @@ def single_op_suite(single_op_models: dict[str, bytes], crafted: bool = False) -
     return Suite([n for n, _ in named], [d for _, d in named], graphs, per_model)
 
 
-@pytest.fixture(scope="session", params=["portable", "dsp-emulated"])
+@pytest.fixture(scope="session", params=sorted(HOST_KERNEL_VARIANTS))
 def bench(request: pytest.FixtureRequest, single_op_models: dict[str, bytes],
           tmp_path_factory: pytest.TempPathFactory) -> dict[str, Results]:
     """Every single-op model and every patched model, merged into one host network
     (one compile per kernel variant), run on its inputs; TFLM run on the same inputs."""
     suite = single_op_suite(single_op_models)
     workdir = tmp_path_factory.mktemp(f"bench-{request.param}")
-    host = HostNetwork(suite.merged(), workdir, cc=host_cc(request.param, workdir))
+    host = host_network(suite.merged(), workdir, request.param)
     return suite.compare(host.run_many(suite.batched()))
 
 
@@ -600,7 +589,7 @@ def check_crafted(models: dict[str, bytes], crafted: dict[str, list[Crafted]], v
 
     names = sorted(models)
     graphs = [read_model(models[n], n) for n in names]
-    host = HostNetwork(merge_graphs(graphs), workdir, cc=host_cc(variant, workdir))
+    host = host_network(merge_graphs(graphs), workdir, variant)
     n = max(len(crafted[m]) for m in names)
     got = host.run_many([[crafted[m][k % len(crafted[m])].sample for m in names] for k in range(n)])
     failures = []
@@ -623,7 +612,7 @@ ROUNDINGS: dict[str, Alternative] = {
 }
 
 
-@pytest.mark.parametrize("variant", ["portable", "dsp-emulated"])
+@pytest.mark.parametrize("variant", sorted(HOST_KERNEL_VARIANTS))
 def test_requantization_is_tflm_double_rounding(variant: str, single_op_models: dict[str, bytes],
                                                tmp_path: Path) -> None:
     """FULLY_CONNECTED (per-tensor and per-channel), CONV_2D and DEPTHWISE_CONV_2D requantize with
@@ -674,15 +663,15 @@ def test_fc_per_tensor_multiplier_is_the_double_product(single_op_models: dict[s
 # ---------------------------------------------------------------- shared models, layer by layer
 
 
-@pytest.mark.parametrize("variant", ["portable", "dsp-emulated"])
+@pytest.mark.parametrize("variant", sorted(HOST_KERNEL_VARIANTS))
 def test_shared_model_layers_bit_exact(variant: str, tmp_path: Path) -> None:
     """Every FC / CONV / DEPTHWISE layer of every reference model, in isolation, fed the
     oracle's own input tensor for that layer; all layers of all models in one host build."""
     graphs = {name: load_model(shared_model(name)) for name in MODEL_NAMES}
     layers = {name: [op for op in g.operators if op.opcode in OUR_OPS] for name, g in graphs.items()}
     assert all(layers.values()), {n: len(v) for n, v in layers.items()}
-    host = HostNetwork(merge_graphs([isolate_ops(graphs[n], layers[n]) for n in MODEL_NAMES]), tmp_path,
-                       cc=host_cc(variant, tmp_path))
+    host = host_network(merge_graphs([isolate_ops(graphs[n], layers[n]) for n in MODEL_NAMES]), tmp_path,
+                        variant)
     oracles = {name: LayerOracle(g.model_bytes) for name, g in graphs.items()}
     rng = np.random.default_rng(7)
     total = 0
@@ -956,23 +945,27 @@ TARGETS = {
     "cortex-m3": ["arm-none-eabi-gcc", "-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"],
     "cortex-m0": ["arm-none-eabi-gcc", "-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft"],
 }
+# the kernel sets each target builds (the host emulates the DSP instructions)
+TARGET_SETS = {"host": ("portable", "dsp"), "cortex-m4f": ("portable", "dsp"), "cortex-m3": ("portable",),
+               "cortex-m0": ("portable",)}
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_kernels_compile_warning_free(target: str, tmp_path: Path) -> None:
+    from tinyedge.hostrun import copy_runtime
+
     cc = TARGETS[target]
     require_tool(cc[0])
-    runtime = templates_dir() / "runtime"
-    for src in KERNEL_SOURCES:
-        proc = subprocess.run([*cc, "-std=c99", "-pedantic", "-O2", "-Wall", "-Wextra", "-Werror",
-                               "-Wshadow", "-Wdouble-promotion", "-c", str(runtime / src),
-                               "-o", str(tmp_path / "k.o")], capture_output=True, text=True)
-        assert proc.returncode == 0, f"{target} {src}:\n{proc.stderr}"
     nm = shutil.which("arm-none-eabi-nm" if cc[0].startswith("arm") else "nm")
-    if nm and target != "host":
-        # no float arithmetic pulled into the int8 kernels (soft-float helpers would show up)
+    for kernels in TARGET_SETS[target]:
+        copy_runtime(tmp_path / kernels, kernels)
+        runtime = tmp_path / kernels / "runtime"
         for src in KERNEL_SOURCES:
-            subprocess.run([*cc, "-std=c99", "-O2", "-c", str(runtime / src), "-o", str(tmp_path / "k.o")],
-                           check=True)
-            syms = subprocess.run([nm, str(tmp_path / "k.o")], capture_output=True, text=True).stdout
-            assert "__aeabi_f" not in syms and "__aeabi_d" not in syms, f"{target} {src} uses float"
+            proc = subprocess.run([*cc, "-std=c99", "-pedantic", "-O2", "-Wall", "-Wextra", "-Werror",
+                                   "-Wshadow", "-Wdouble-promotion", "-c", str(runtime / src),
+                                   "-o", str(tmp_path / "k.o")], capture_output=True, text=True)
+            assert proc.returncode == 0, f"{target} {kernels} {src}:\n{proc.stderr}"
+            if nm and target != "host":
+                # no float arithmetic pulled into the int8 kernels (soft-float helpers would show up)
+                syms = subprocess.run([nm, str(tmp_path / "k.o")], capture_output=True, text=True).stdout
+                assert "__aeabi_f" not in syms and "__aeabi_d" not in syms, f"{target} {kernels} {src} uses float"

@@ -1,8 +1,9 @@
 """Every shared reference model, generated and compiled for the host, is
 bit-exact with the oracle, TensorFlow Lite Micro, on random inputs and the
-extremes of the input range (host-C tier), both with the portable kernels and
-with the kernels' DSP code paths (``-DTE_EMULATE_DSP``, as the Cortex-M4/M7/
-M33/M55 builds run them)."""
+extremes of the input range (host-C tier), with every kernel set that runs on
+the host (conftest.HOST_KERNEL_VARIANTS: the portable kernels, the arm_dsp
+kernels the Cortex-M4/M7/M33/M55 builds run, with emulated intrinsics, and the
+dsp lowering on the portable reference kernels)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import MODEL_NAMES, shared_model
-from test_kernels_conv_fc import host_cc
-from tinyedge.hostrun import HostNetwork
+from conftest import HOST_KERNEL_VARIANTS, MODEL_NAMES, host_network, shared_model
 from tinyedge.model import load_model
 from tinyedge.oracle import Oracle
 from tinyedge.pipeline import random_samples
@@ -21,11 +20,11 @@ from tinyedge.pipeline import random_samples
 N_SAMPLES = 20
 
 
-@pytest.mark.parametrize("variant", ["portable", "dsp-emulated"])
+@pytest.mark.parametrize("variant", sorted(HOST_KERNEL_VARIANTS))
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_shared_model_bit_exact_on_host(name: str, variant: str, tmp_path: Path) -> None:
     graph = load_model(shared_model(name))
-    host = HostNetwork(graph, tmp_path / name, cc=host_cc(variant, tmp_path))
+    host = host_network(graph, tmp_path / name, variant)
     oracle = Oracle(graph.model_bytes)
     samples = random_samples(graph, N_SAMPLES, seed=1234)
     # the extremes of the input range too: all-min and all-max inputs

@@ -142,6 +142,16 @@ def test_parse_hello_and_tensor_info_from_spec_layout() -> None:
         p.parse_tensor_info(info[:10])
 
 
+def test_parse_run_from_spec_layout() -> None:
+    # version 4: u64 ticks, u32 cycles, u32 outputs crc, u32 stack bytes
+    assert p.parse_run(struct.pack("<QIII", 5 << 33, 7, 0xDEADBEEF, 1612)) == (5 << 33, 7, 0xDEADBEEF, 1612)
+    assert p.parse_run(struct.pack("<QIII", 81, 0, 1, 0xFFFFFFFF)) == (81, 0, 1, None)  # not measured
+    # a version 3 answer (no stack field) still parses, without a stack figure
+    assert p.parse_run(struct.pack("<QII", 81, 0, 1)) == (81, 0, 1, None)
+    with pytest.raises(p.ProtocolError, match="RUN response too short"):
+        p.parse_run(struct.pack("<QI", 81, 0))
+
+
 # ---------------------------------------------------------------------------
 # The firmware's te_protocol.c, compiled for the host, agrees with Python
 # ---------------------------------------------------------------------------
@@ -263,6 +273,7 @@ def test_hello_and_infer_in_chunks() -> None:
         result = c.infer([IMAGE, BIAS])
     assert result.outputs == expected()
     assert result.ticks == 1234
+    assert result.stack == 96   # the fake device's stack figure reaches the result
     # 400 input bytes at 123 per WRITE -> 4 frames, 400 output bytes at 127 -> 4 READs
     assert dev.requests == 1 + 4 + (4 + 1) + 1 + (4 + 1)
     assert dev.runs == 1

@@ -25,6 +25,7 @@ from conftest import require_tool
 
 from tinyedge import protocol as p
 from tinyedge.boards import load_board
+from tinyedge.build import memory_report
 from tinyedge.device import DeviceClient
 from tinyedge.emulator import QemuInstance
 from tinyedge.emulator import qemu as qemu_mod
@@ -118,6 +119,28 @@ def test_hello_carries_any_model_name(tmp_path: Path) -> None:
     raw = name.encode()
     used = 10 + 32 + sum(1 + len(s) for s in ("mps2-an386", "cortex-m4", "0.1.0", "0.1.0"))  # status..sha, strs
     assert info.model_name.encode() == raw[: min(info.max_payload - used - 1, 255)]
+def test_run_until_the_last_op_times_what_run_times(device: DeviceClient) -> None:
+    """RUN and RUN_UNTIL(last op) run one timed function: the same ticks."""
+    inputs = random_inputs(random.Random(8))
+    whole = device.infer(inputs)
+    device.write_inputs(inputs)
+    until, _crc = device.run_until(0, inputs)
+    assert (until.ticks, until.stack) == (whole.ticks, whole.stack)
+
+
+def test_stack_painting_measures_a_known_depth(device: DeviceClient) -> None:
+    """The fake network writes one word 16 * n bytes below its stack pointer when
+    bias = {0x57, n}: the painted high-water mark grows by exactly 16 bytes per n,
+    on top of the network's own frame (a few saved registers)."""
+    image = bytes(range(200)) * 2
+    base = device.infer([image, bytes([0, 1, 2])]).stack
+    assert base is not None and 0 < base <= 64
+    depths = {n: device.infer([image, bytes([0x57, n, 0])]).stack for n in (1, 10, 50, 200)}
+    frame = {n: (d or 0) - 16 * n for n, d in depths.items()}
+    assert len(set(frame.values())) == 1, depths          # exactly 16 bytes more per n
+    assert 0 <= frame[1] <= base, (frame, base)
+    # and a run that goes less deep afterwards is measured afresh (the paint is renewed)
+    assert device.infer([image, bytes([0, 1, 2])]).stack == base
 
 
 def test_calibration_matches_design(device: DeviceClient) -> None:
@@ -143,6 +166,16 @@ def test_oversized_frame_is_nacked_then_link_recovers(device: DeviceClient) -> N
     finally:
         device.retries = saved
     assert device.echo(b"still alive") == b"still alive"
+
+
+def test_static_ram_is_split_by_owner(elf: Path) -> None:
+    """The ELF's variables by owner: the fake network's 24 bytes of state (network.h),
+    the validation server's buffers (docs/protocol.md: max payload + 7 for the frame,
+    32 for the stored response, 7 bytes of state) and the board's SysTick wrap count;
+    the arena is apart."""
+    m = memory_report(elf, 1 << 22, 1 << 22)
+    assert (m.static_runtime, m.static_server, m.static_board) == (24, 1024 + 7 + 32 + 7, 4)
+    assert m.arena == 416
 
 
 # ---- link faults: the real firmware's NACK and retry-dedupe paths ------------

@@ -9,9 +9,10 @@ rounding would give another integer than TFLM's double rounding -- merged into
 one network, built for each board, run in QEMU over the validation protocol,
 and compared byte for byte with the TFLM interpreter.
 
-Boards: Cortex-M3 (mps2-an385, no DSP extension: the portable C), and the
-cores whose builds take the SMLAD/SXTB16 paths: M4F (mps2-an386), M7
-(mps2-an500), M33 (mps2-an505) and M55 (mps3-an547).
+Boards and kernel sets (tinyedge/kernels.py): Cortex-M3 (mps2-an385, no DSP
+extension: the portable C), the dsp set (arm_dsp/, SMLAD/SXTB16) on M4F
+(mps2-an386), M7 (mps2-an500) and M33 (mps2-an505), the mve set (arm_mve/,
+then arm_dsp/) on M55 (mps3-an547), and the portable set forced on the M4F.
 """
 
 from __future__ import annotations
@@ -32,18 +33,19 @@ from tinyedge.validate import link_settings, open_target
 
 pytestmark = pytest.mark.emulator
 
-BOARDS = ["mps2-an385", "mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547"]
+CASES = [("mps2-an385", "portable"), ("mps2-an386", "dsp"), ("mps2-an500", "dsp"), ("mps2-an505", "dsp"),
+         ("mps3-an547", "mve"), ("mps2-an386", "portable")]
 
 
-@pytest.mark.parametrize("board_name", BOARDS)
-def test_single_op_suite_on_board(board_name: str, single_op_models: dict[str, bytes],  # noqa: F811
+@pytest.mark.parametrize(("board_name", "kernels"), CASES)
+def test_single_op_suite_on_board(board_name: str, kernels: str, single_op_models: dict[str, bytes],  # noqa: F811
                                   tmp_path: Path) -> None:
     for tool in ("qemu-system-arm", "arm-none-eabi-gcc", "make"):
         require_tool(tool)
     suite = single_op_suite(single_op_models, crafted=True)
     graph = suite.merged()
     board = load_board(board_name)
-    net = compile(graph, board)
+    net = compile(graph, board, kernels=kernels)
     generate_project(net, tmp_path / "fw")
     built = build_project(tmp_path / "fw")
     outs = graph.output_tensors
@@ -60,5 +62,5 @@ def test_single_op_suite_on_board(board_name: str, single_op_models: dict[str, b
             checked += r.assert_exact()
         except AssertionError as exc:
             failures.append(f"{name}: {exc}")
-    assert not failures, f"{board_name}:\n" + "\n".join(failures)
+    assert not failures, f"{board_name} ({kernels}):\n" + "\n".join(failures)
     assert checked > 10_000

@@ -79,6 +79,12 @@ class MemoryReport:
     ram_used: int
     flash_size: int
     ram_size: int
+    # of data + bss beside the arena: what the network and its runtime own (state of
+    # stateful ops, tables in RAM, library data they pull in), and what the
+    # validation server and the board support own (see static_ram_owners)
+    static_runtime: int = 0
+    static_server: int = 0
+    static_board: int = 0
 
     def rows(self) -> list[tuple[str, int, str]]:
         return [
@@ -88,8 +94,39 @@ class MemoryReport:
             ("data", self.data, "flash+RAM"),
             ("bss (incl. arena)", self.bss, "RAM"),
             ("  of which arena", self.arena, ""),
+            ("  of which the network's other data", self.static_runtime, ""),
+            ("  of which the validation server's", self.static_server, ""),
             ("stack", self.stack, "RAM"),
         ]
+
+
+# Source files of the firmware that are not the network: the validation server
+# (app/) and the board support (board/, or the library's port glue). Static RAM
+# of any other file -- network.c, model_data.c, runtime/*.c, the C library --
+# and every global variable belongs to the network and its runtime.
+SERVER_SOURCES = frozenset({"main.c", "te_server.c", "te_protocol.c"})
+BOARD_SOURCES = frozenset({"board.c", "startup.c", "fault.c", "spin.c", "board_port.c"})
+BOARD_PREFIXES = ("uart_", "clock_")
+
+
+def static_ram_owners(elf: ElfFile) -> dict[str, int]:
+    """Bytes of RAM variables (.data and .bss, the arena and the stack apart) by owner:
+    ``runtime`` (the network and its kernels), ``server`` (the validation server's
+    I/O buffers) and ``board`` (board support: the tick counter's wrap count)."""
+    sections = {s.name: s for s in elf.sections}
+    parts = {"runtime": 0, "server": 0, "board": 0}
+    for obj in elf.objects():
+        sec = sections.get(obj.section)
+        if (sec is None or not sec.flags & SHF_WRITE or not sec.flags & SHF_ALLOC or obj.name == "te_arena"
+                or "stack" in obj.section or "arena" in obj.section):
+            continue
+        if obj.file in SERVER_SOURCES:
+            parts["server"] += obj.size
+        elif obj.file in BOARD_SOURCES or (obj.file or "").startswith(BOARD_PREFIXES):
+            parts["board"] += obj.size
+        else:
+            parts["runtime"] += obj.size
+    return parts
 
 
 def memory_report(elf_path: Path, flash_size: int, ram_size: int) -> MemoryReport:
@@ -117,10 +154,12 @@ def memory_report(elf_path: Path, flash_size: int, ram_size: int) -> MemoryRepor
             if key in syms:
                 stack = syms[key].value
                 break
+    owners = static_ram_owners(elf)
     return MemoryReport(
         text=text, rodata=rodata, weights=weights, data=data, bss=bss, arena=arena, stack=stack,
         flash_used=text + rodata + data, ram_used=data + bss + stack,
         flash_size=flash_size, ram_size=ram_size,
+        static_runtime=owners["runtime"], static_server=owners["server"], static_board=owners["board"],
     )
 
 

@@ -19,6 +19,7 @@ from rich.table import Table
 from tinyedge import __version__, procs
 from tinyedge.errors import INTERNAL_ERROR_EXIT, REPORT_BUG, InternalError, TinyEdgeError
 from tinyedge.outputs import check_output_dir, check_output_file
+from tinyedge.kernels import CHOICES as KERNEL_CHOICES
 
 # Piped output (logs, CI) gets wide tables instead of rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -82,6 +83,15 @@ def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
 
 
+KERNELS_HELP = ("kernel set: auto = the best the board's core has (mve on Cortex-M55, dsp on M4/M7/M33, "
+                "portable otherwise); portable forces the plain C kernels; a set the core lacks is refused")
+
+
+def kernels_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--kernels", type=click.Choice(KERNEL_CHOICES), default="auto", show_default=True,
+                        help=KERNELS_HELP)(fn)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tinyedge")
 def main() -> None:
@@ -124,8 +134,9 @@ def convert(model: Path, output: Path, calibration: Path, validation: Path | Non
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--board", default=None, help="check whether the model fits this board")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
+@kernels_option
 @user_errors
-def inspect(model: Path, board: str | None, as_json: bool) -> None:
+def inspect(model: Path, board: str | None, as_json: bool, kernels: str) -> None:
     """Ops, tensors, parameters, MACs, arena size; does it fit a board?
 
     Exits 1 when the model has ops tinyedge cannot generate, or when it cannot
@@ -139,7 +150,7 @@ def inspect(model: Path, board: str | None, as_json: bool) -> None:
         from tinyedge.boards import load_board
 
         b = load_board(board)
-    insp = inspect_network(compile(load_model(model), b, strict=False))
+    insp = inspect_network(compile(load_model(model), b, kernels=kernels, strict=False))
     if as_json:
         click.echo(json.dumps(insp.to_dict(), indent=2))
     else:
@@ -183,8 +194,9 @@ def _print_inspection(insp: Any) -> None:
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--board", required=True, help="board name (see `tinyedge boards`)")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="project directory")
+@kernels_option
 @user_errors
-def generate(model: Path, board: str, output: Path) -> None:
+def generate(model: Path, board: str, output: Path, kernels: str) -> None:
     """Render a self-contained firmware project (builds with plain `make`).
 
     Into an existing project directory: the files of the previous generation
@@ -195,11 +207,11 @@ def generate(model: Path, board: str, output: Path) -> None:
     from tinyedge.pipeline import compile_for_board
 
     check_output_dir(output, "-o")
-    proj = generate_project(compile_for_board(model, board), output, log=_note)
+    proj = generate_project(compile_for_board(model, board, kernels), output, log=_note)
     for rel in proj.kept:
         err.print(f"[yellow]note:[/] kept {proj.path / rel}: the previous generation wrote it and you changed it; "
                   "this generation does not use it (delete it if the build trips on it)", highlight=False)
-    out.print(f"generated {proj.path} for {proj.board_name}: {len(proj.net.ops)} ops, "
+    out.print(f"generated {proj.path} for {proj.board_name} ({proj.net.kernels} kernels): {len(proj.net.ops)} ops, "
               f"arena {proj.net.arena_bytes:,} B, {proj.net.total_macs:,} MACs", highlight=False)
     out.print(f"next: tinyedge build {proj.path}   (or: make -C {proj.path})", highlight=False)
 
@@ -267,21 +279,28 @@ def _print_memory(m: Any) -> None:
 @click.option("--baud", type=int, default=None, help="with --port: the line's baud rate (default: the board file's)")
 @click.option("--per-layer", "per_layer", is_flag=True,
               help="compare every op's output on the device with the oracle, for one sample (--sample)")
+@click.option("--profile", "profile", is_flag=True,
+              help="then measure every op's cost on one sample (--sample): instructions in an emulator, "
+                   "cycles on a board; printed as a table and written to the report")
 @click.option("--sample", "sample", type=int, default=0, show_default=True,
-              help="with --per-layer: which sample of --data/--random")
+              help="with --per-layer or --profile: which sample of --data/--random")
+@kernels_option
 @click.pass_context
 @user_errors
 def validate(ctx: click.Context, model: Path, board: str, emulator: str | None, port: str | None,
              flash_first: bool, probe: str | None, data: Path | None, n_random: int | None, seed: int,
              report: Path, project: Path | None, firmware: Path | None, resume: bool, force: bool,
-             timeout: float | None, baud: int | None, per_layer: bool, sample: int) -> None:
+             timeout: float | None, baud: int | None, per_layer: bool, sample: int, profile: bool = False,
+             kernels: str = "auto") -> None:
     """Run the model on a device or emulator; compare every output with TensorFlow Lite Micro.
 
     The oracle is the TFLM interpreter (PyPI tflite-micro): the pass criterion is
     that every output byte equals its output. The TFLite interpreter's answer is
     shown beside it as a second opinion. With --per-layer, the device runs the
     network op by op and every op's output is compared, to find the first op
-    where the firmware and TFLM part ways.
+    where the firmware and TFLM part ways. With --profile, every op's cost is
+    then measured on the device (the network runs ops 0..k for every k; op k
+    costs the difference) and printed as a table.
 
     With --port the firmware runs on a board: a board that resets mid-run is
     checked again and the sample in flight sent again (the report counts the
@@ -298,6 +317,8 @@ def validate(ctx: click.Context, model: Path, board: str, emulator: str | None, 
         raise click.UsageError("--probe is for --flash")
     if (data is None) == (n_random is None):
         raise click.UsageError("give exactly one of --data or --random N")
+    if profile and per_layer:
+        raise click.UsageError("--profile and --per-layer are separate runs: give one of them")
     _check_run_options(n_random, seed, timeout, sample, baud)
     check_output_file(report, "--report")
     if project is not None:
@@ -323,7 +344,9 @@ def validate(ctx: click.Context, model: Path, board: str, emulator: str | None, 
                          seed=seed, report_path=report, project=project, firmware=firmware, resume=resume,
                          force=force, timeout=timeout, baud=baud, per_layer_sample=sample if per_layer else None,
                          progress=progress, layer_progress=layer_progress,
-                         log=lambda msg: out.print(msg, highlight=False), flash=flash_first, probe=probe)
+                         log=lambda msg: out.print(msg, highlight=False), flash=flash_first, probe=probe,
+                         profile_sample=sample if profile else None, profile_progress=_profile_progress,
+                         kernels=kernels)
     oracle = rep.oracle
     if oracle["note"]:
         out.print(f"[yellow]note:[/] {oracle['note']}", highlight=False)
@@ -356,8 +379,12 @@ def validate(ctx: click.Context, model: Path, board: str, emulator: str | None, 
             out.print(f"second opinion, the TFLite interpreter ({name}): agrees on every output", highlight=False)
     m = rep.memory
     if m:
-        out.print(f"flash {m['flash_used']:,} B, RAM {m['ram_used']:,} B (arena {m['arena']:,} B); "
+        stack = (f", stack used by the network {s['stack_bytes_max']:,} B"
+                 if s["stack_bytes_max"] is not None else "")
+        out.print(f"flash {m['flash_used']:,} B, RAM {m['ram_used']:,} B (arena {m['arena']:,} B{stack}); "
                   f"report: {report}", highlight=False)
+    if rep.profile is not None:
+        print_profile(rep.profile)
     link = rep.link
     if link and (link["device_resets"] or link["retries"]):
         out.print(f"link: {link['device_resets']} device reset(s), {link['retries']} request(s) sent again, "
@@ -397,6 +424,30 @@ def _check_run_options(n_random: int | None, seed: int, timeout: float | None, s
            "e.g. --baud 115200")
 
 
+def _profile_progress(k: int, n: int) -> None:
+    if (k + 1) % 10 == 0 or k + 1 == n:
+        err.print(f"profile: ops 0..{k} measured ({k + 1}/{n})", highlight=False)
+
+
+def print_profile(profile: dict[str, Any], title: str = "") -> None:
+    """The --profile table, and whether the per-op figures add up to the whole run."""
+    from tinyedge.profile import profile_rows
+
+    header, rows = profile_rows(profile)
+    table = Table(title=title or f"cost of every op (sample {profile['sample']})")
+    for h in header:
+        table.add_column(h, justify="left" if h in ("type", "shapes") else "right")
+    for r in rows:
+        table.add_row(*r)
+    out.print(table)
+    unit = profile["unit"]
+    if profile["adds_up"]:
+        out.print(f"the ops add up to the whole run: {profile['total']:,} {unit}", highlight=False)
+    else:
+        out.print(f"[yellow]the ops add up to {profile['sum_of_ops']:,} {unit}, the whole run took "
+                  f"{profile['total']:,}[/]", highlight=False)
+
+
 def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) -> None:
     layers = per_layer["layers"]
     first = per_layer["first_mismatch"]
@@ -429,11 +480,12 @@ def _print_per_layer(per_layer: dict[str, Any], oracle_name: str, report: Path) 
 @click.option("--data", type=click.Path(path_type=Path), default=None)
 @click.option("--random", "n_random", type=int, default=None)
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), default=Path("tinyedge_build"), show_default=True)
+@kernels_option
 @click.pass_context
 @user_errors
 def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port: str | None,
         baud: int | None, timeout: float | None, flash_first: bool, probe: str | None,
-        calibration: Path | None, data: Path | None, n_random: int | None, outdir: Path) -> None:
+        calibration: Path | None, data: Path | None, n_random: int | None, outdir: Path, kernels: str) -> None:
     """Chain the steps: [convert] -> generate -> build -> [flash] -> validate.
 
     Writes into OUTDIR: the converted model, the project <model>-<board>/ and
@@ -457,7 +509,8 @@ def run(ctx: click.Context, model: Path, board: str, emulator: str | None, port:
     ctx.invoke(validate, model=tflite_path, board=board, emulator=emulator, port=port,
                flash_first=flash_first, probe=probe, data=data,
                n_random=n_random, seed=0, report=outdir / f"{name}.report.json", project=outdir / name,
-               firmware=None, resume=False, force=False, timeout=timeout, baud=baud, per_layer=False, sample=0)
+               firmware=None, resume=False, force=False, timeout=timeout, baud=baud, per_layer=False, sample=0,
+               kernels=kernels)
 
 
 # ---------------------------------------------------------------- flash
@@ -529,28 +582,52 @@ def devices(as_json: bool) -> None:
 @click.argument("models", nargs=-1, type=click.Path(path_type=Path), required=True)
 @click.option("--board", "boards_", multiple=True, default=["mps2-an386"], show_default=True,
               help="emulated board(s) to run on; repeat for several")
-@click.option("--baselines", type=click.Path(path_type=Path), default=Path("../shared/baselines/tflm_qemu.json"),
-              show_default=True, help="TFLM numbers to compare with (skipped when the file is absent)")
+@click.option("--profile", is_flag=True, help="also measure every op's instructions (printed and written)")
+@click.option("--baselines", type=click.Path(path_type=Path), default=Path("benchmarks/tflm_qemu.json"),
+              show_default=True,
+              help="TFLM's figures to compare with (benchmarks/README.md says how they were measured); "
+                   "no comparison when the file is absent")
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), default=Path("benchmarks"), show_default=True)
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("tinyedge_build/bench"), show_default=True)
+@click.option("--kernels", "kernel_sets", type=click.Choice(KERNEL_CHOICES), multiple=True, default=["auto"],
+              show_default=True, help=KERNELS_HELP + "; repeat to measure several sets")
 @user_errors
 @click.pass_context
-def bench(ctx: click.Context, models: tuple[Path, ...], boards_: tuple[str, ...], baselines: Path, outdir: Path,
-          workdir: Path) -> None:
-    """Instructions, flash and RAM per model in QEMU, beside TFLite Micro; writes JSON + Markdown."""
-    from tinyedge.bench import bench_model, load_baselines, write_results
+def bench(ctx: click.Context, models: tuple[Path, ...], boards_: tuple[str, ...], profile: bool,
+          baselines: Path, outdir: Path, workdir: Path, kernel_sets: tuple[str, ...]) -> None:
+    """Instructions, peak RAM and code per model in QEMU, beside TFLite Micro.
+
+    Every model runs on every --board with every --kernels set, on the TFLM
+    baselines' input; the output must be exact with TFLM. Writes
+    results.json and results.md to --outdir: the figures, the ratios to TFLM
+    (reference kernels and CMSIS-NN, geometric means over the four MLPerf Tiny
+    models) and whether each target of issue 9 is met. Exit 1 if any output
+    is not exact.
+    """
+    from tinyedge.bench import bench_model, load_baselines, targets, write_results
 
     check_output_dir(outdir, "--outdir", create_parents=not _given(ctx, "outdir"))
     check_output_dir(workdir, "--workdir", create_parents=not _given(ctx, "workdir"))
     base = load_baselines(baselines)
     rows = []
     for board in boards_:
-        for model in models:
-            row = bench_model(model, board, workdir, base, log=lambda m: err.print(m, highlight=False))
-            rows.append(row)
-            out.print(f"{row.model} on {row.board}: {row.instructions:,} instructions, arena {row.arena:,} B, "
-                      f"flash {row.flash:,} B, {'exact' if row.exact else 'MISMATCH'}", highlight=False)
+        for kernels in kernel_sets:
+            for model in models:
+                row = bench_model(model, board, workdir, base, log=lambda m: err.print(m, highlight=False),
+                                  kernels=kernels, profile=profile)
+                rows.append(row)
+                out.print(f"{row.model} on {row.board} ({row.kernels} kernels): {row.instructions:,} instructions, "
+                          f"peak RAM {row.peak_ram:,} B (arena {row.arena:,} + stack {row.stack:,} + static "
+                          f"{row.static_ram:,}), code {row.code:,} B, {'exact' if row.exact else 'NOT EXACT'}",
+                          highlight=False)
+                if row.profile is not None:
+                    print_profile(row.profile, title=f"{row.model} on {row.board} ({row.kernels} kernels)")
     js, md = write_results(rows, outdir)
+    for t in targets(rows):
+        if t.met is None:
+            continue
+        mark = "[green]met[/]" if t.met else "[red]NOT MET[/]"
+        out.print(f"{mark}  {t.target}: {t.board} {t.model}: {t.measured}", highlight=False)
     out.print(f"wrote {js} and {md}")
     if not all(r.exact for r in rows):
         sys.exit(1)

@@ -1,10 +1,15 @@
 """The one compiled artifact: a graph checked, lowered and planned for a board.
 
-``compile(graph, board)`` is the only place that checks a graph against the
+``compile(graph, board, kernels=...)`` is the only place that checks a graph against the
 op registry, lowers each operator to its C kernel call and plans the arena.
 Everything after it -- ``inspect``'s figures and fit verdict, the generated
 project, the host runner, ``validate`` and ``bench`` -- reads the same
 :class:`CompiledNetwork`, so a model is checked once and lowered once per run.
+
+The kernel set (tinyedge/kernels.py: portable, dsp, mve; "auto" = the best the
+board's core has) is resolved here, recorded in the network and given to every
+lowering (``LowerCtx.kernels``), which picks the kernel each op calls and the
+constant layout it reads; the generated project then holds that set's files.
 
 With ``strict=False`` (``inspect``) a graph with unsupported ops still
 compiles: its problems are listed, the supported ops are lowered, and the
@@ -19,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tinyedge import kernels as kernel_sets
 from tinyedge.codegen.lower import LoweredOp, Problem, check_graph, guarded, raise_problems
 from tinyedge.model.ir import Graph
 from tinyedge.ops import load_all
@@ -42,6 +48,7 @@ class CompiledNetwork:
     ops: list[LoweredOp]  # every op when supported; the supported ones otherwise
     plan: MemoryPlan
     macs: dict[int, int]  # op index -> multiply-accumulates
+    kernels: str = "portable"  # the kernel set the ops were lowered for (tinyedge.kernels)
 
     @property
     def supported(self) -> bool:
@@ -84,11 +91,15 @@ def _arena_problems(graph: Graph, lowered: Lowered) -> list[str]:
     return problems
 
 
-def compile(graph: Graph, board: Board | None = None, *, strict: bool = True) -> CompiledNetwork:  # noqa: A001
-    """Check, lower and plan ``graph`` for ``board`` (None: no board, portable kernels).
+def compile(graph: Graph, board: Board | None = None, *, kernels: str = "auto",  # noqa: A001
+            strict: bool = True) -> CompiledNetwork:
+    """Check, lower and plan ``graph`` for ``board`` (None: no board, e.g. the host runner).
 
-    ``strict``: raise on unsupported ops (generate, validate, bench, the host
-    runner); otherwise keep going and list them (inspect)."""
+    ``kernels``: "auto" (the best set the board's core has; portable without a
+    board) or a set of tinyedge.kernels.KERNEL_SETS, refused when the core
+    lacks it. ``strict``: raise on unsupported ops (generate, validate, bench,
+    the host runner); otherwise keep going and list them (inspect)."""
+    kset = kernel_sets.resolve(kernels, board)
     registry = load_all()
     problems = check_graph(graph)
     if strict:
@@ -99,7 +110,7 @@ def compile(graph: Graph, board: Board | None = None, *, strict: bool = True) ->
         spec = registry.get(op.opcode)
         if spec is None or op.index in bad_ops:
             continue
-        ops.append(LoweredOp(op, spec, guarded("lowering", op, graph, lambda: spec.lower(op, LowerCtx(graph, op)))))
+        ops.append(LoweredOp(op, spec, guarded("lowering", op, graph, lambda: spec.lower(op, LowerCtx(graph, op, kset)))))
     late = [Problem(lo.op.index, lo.op.opcode, reason) for lo in ops for reason in _arena_problems(graph, lo.lowered)]
     if late:
         if strict:
@@ -113,4 +124,4 @@ def compile(graph: Graph, board: Board | None = None, *, strict: bool = True) ->
     specs = {lo.op.index: lo.spec for lo in ops}
     macs = {op.index: guarded("counting the MACs of", op, graph, lambda: specs[op.index].macs(op, graph))
             if op.index in specs else 0 for op in graph.operators}
-    return CompiledNetwork(graph, board, problems, ops, plan, macs)
+    return CompiledNetwork(graph, board, problems, ops, plan, macs, kset)

@@ -98,6 +98,7 @@ class InferResult:
     outputs: list[bytes]
     ticks: int        # SysTick ticks at the CPU clock (instructions / N under QEMU icount)
     cycles: int = 0   # DWT CYCCNT delta (mod 2^32); 0 where there is none (QEMU, M0)
+    stack: int | None = None  # bytes of stack the run used (painted high-water mark); None: unknown
 
 
 @dataclass(frozen=True)
@@ -258,20 +259,20 @@ class DeviceClient:
     def _infer_once(self, inputs: list[bytes]) -> InferResult:
         info = self._session()
         self.write_inputs(inputs)
-        ticks, cycles, crc = p.parse_run(self._request(Cmd.RUN, p.run_request(p.crc32_of(inputs)),
-                                                       work=self.run_time))
+        ticks, cycles, crc, stack = p.parse_run(self._request(Cmd.RUN, p.run_request(p.crc32_of(inputs)),
+                                                              work=self.run_time))
         outputs = [self._read_chunked(Cmd.READ, p.read_request, index, spec.bytes)
                    for index, spec in enumerate(info.outputs)]
         self._check_crc(crc, outputs, "READ")
-        return InferResult(outputs, ticks, cycles)
+        return InferResult(outputs, ticks, cycles, stack)
 
     def run_until(self, last_op: int, inputs: list[bytes]) -> tuple[InferResult, int]:
         """Run ops 0..``last_op`` from the initial state on ``inputs``, which must be
         what was last written (per-layer comparison). Returns the timing and the
         CRC-32 of op ``last_op``'s outputs, for :meth:`check_crc`."""
-        ticks, cycles, crc = p.parse_run(self._request(
+        ticks, cycles, crc, stack = p.parse_run(self._request(
             Cmd.RUN_UNTIL, p.run_until_request(last_op, p.crc32_of(inputs)), work=self.run_time))
-        return InferResult([], ticks, cycles), crc
+        return InferResult([], ticks, cycles, stack), crc
 
     def write_inputs(self, inputs: list[bytes]) -> None:
         """Write every input tensor, in chunks."""

@@ -9,11 +9,15 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from tinyedge.errors import TinyEdgeError
 
 SHT_SYMTAB = 2
 SHT_NOBITS = 8
+STT_OBJECT = 1
+STT_FILE = 4
+STB_LOCAL = 0
 SHF_WRITE = 0x1
 SHF_ALLOC = 0x2
 SHF_EXECINSTR = 0x4
@@ -32,6 +36,17 @@ class Section:
 class Symbol:
     name: str
     value: int
+    size: int
+
+
+@dataclass(frozen=True)
+class DataObject:
+    """A variable (STT_OBJECT symbol) and where it comes from."""
+
+    name: str
+    file: str | None  # source file of a local (static) symbol, from the STT_FILE before it; None: global
+    section: str
+    addr: int
     size: int
 
 
@@ -58,17 +73,31 @@ class ElfFile:
         end = self._data.index(b"\0", off)
         return self._data[off:end].decode(errors="replace")
 
-    def symbols(self) -> dict[str, Symbol]:
-        out: dict[str, Symbol] = {}
+    def _symtab(self) -> Iterator[tuple[str, int, int, int, int, str | None]]:
+        """(name, value, size, info, section index, source file) of every symbol. The
+        linker keeps each input file's local symbols together after an STT_FILE
+        symbol naming the file (ELF specification, "Symbol Table"); globals come
+        after all of them (their file is None)."""
         for r in self._raw:
             if r[1] != SHT_SYMTAB:
                 continue
             off, size, link, entsize = r[4], r[5], r[6], r[9]
             str_off = self._raw[link][4]
+            current: str | None = None
             for i in range(size // entsize):
-                name_off, value, sym_size, _info, _other, _shndx = struct.unpack_from(
+                name_off, value, sym_size, info, _other, shndx = struct.unpack_from(
                     "<IIIBBH", self._data, off + i * entsize)
                 name = self._cstr(str_off + name_off) if name_off else ""
-                if name:
-                    out[name] = Symbol(name, value, sym_size)
-        return out
+                if info & 0xF == STT_FILE:
+                    current = name
+                yield name, value, sym_size, info, shndx, current if info >> 4 == STB_LOCAL else None
+
+    def objects(self) -> list[DataObject]:
+        """Every variable (STT_OBJECT) with its section and, for a static one, its source file."""
+        return [DataObject(name, file, self.sections[shndx].name, value, size)
+                for name, value, size, info, shndx, file in self._symtab()
+                if info & 0xF == STT_OBJECT and 0 < shndx < len(self.sections)]
+
+    def symbols(self) -> dict[str, Symbol]:
+        return {name: Symbol(name, value, size) for name, value, size, _info, _shndx, _file in self._symtab()
+                if name}

@@ -4,6 +4,10 @@ The generated network.c and the runtime are plain C99, so the same files that
 go into the firmware compile with the host's gcc. ``HostNetwork`` generates
 them into a work directory, compiles once, and runs any number of samples
 through one process (host/host_main.c's stdin/stdout protocol).
+
+Kernel sets (tinyedge/kernels.py): the portable set, and the dsp set, whose
+intrinsics arm_dsp/te_dsp.h emulates on the host from the Arm ARM's
+pseudocode, build here; Helium kernels run only on an M55 (QEMU mps3-an547).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tinyedge import kernels as kernel_sets
 from tinyedge import procs
 from tinyedge.build import first_diagnostic
 from tinyedge.codegen.network import render_network_files, write_files
@@ -33,17 +38,17 @@ def _np_dtype(dtype: str) -> np.dtype:
     return np.dtype(next(nt for n, nt in DTYPES.values() if n == dtype))
 
 
-def runtime_files() -> dict[str, str]:
-    """The kernel library as a project holds it: ``runtime/<name>`` -> text."""
-    src = templates_dir() / "runtime"
-    return {f"runtime/{p.name}": p.read_text() for p in sorted(src.iterdir()) if p.suffix in (".c", ".h")}
+def runtime_files(kernels: str = "portable") -> dict[str, str]:
+    """A kernel set's library as a project holds it, flat (one file per name,
+    tinyedge.kernels.runtime_files): ``runtime/<name>`` -> text."""
+    return {f"runtime/{name}": src.read_text() for name, src in sorted(kernel_sets.runtime_files(kernels).items())}
 
 
-def copy_runtime(outdir: Path) -> None:
-    """Sync the kernel library into a work directory's runtime/: copy what changed,
-    drop what the library no longer has, leave the rest untouched (mtimes kept
-    so incremental builds stay incremental)."""
-    files = runtime_files()
+def copy_runtime(outdir: Path, kernels: str = "portable") -> None:
+    """Sync a kernel set's library into a work directory's runtime/: copy what
+    changed, drop what the set does not have, leave the rest untouched (mtimes
+    kept so incremental builds stay incremental)."""
+    files = runtime_files(kernels)
     write_files(outdir, files)
     for stale in (outdir / "runtime").iterdir():
         if f"runtime/{stale.name}" not in files and stale.is_file():
@@ -62,29 +67,40 @@ def _compiler_identity(cc_path: str) -> bytes:
     return ident
 
 
-def runtime_objects(cc: str) -> list[Path]:
-    """The runtime compiled for the host, once per (sources, flags, compiler):
-    cached under $TINYEDGE_CACHE (default ~/.cache/tinyedge), safe to share
-    between concurrent processes (built aside, then renamed into place)."""
+def _require_host_set(kernels: str) -> None:
+    if kernels not in kernel_sets.HOST_SETS:
+        raise TinyEdgeError(f"the {kernels} kernels do not run on the host",
+                            f"run them on their core (QEMU mps3-an547 for mve); on the host use "
+                            f"{' or '.join(kernel_sets.HOST_SETS)}")
+
+
+def runtime_objects(cc: str, kernels: str = "portable") -> list[Path]:
+    """A kernel set's runtime compiled for the host, once per (sources, flags,
+    compiler): cached under $TINYEDGE_CACHE (default ~/.cache/tinyedge), safe
+    to share between concurrent processes (built aside, then renamed into place)."""
+    _require_host_set(kernels)
     cc_path = shutil.which(cc)
     if cc_path is None:
         raise TinyEdgeError(f"host C compiler '{cc}' not found", "sudo apt-get install gcc")
-    src = templates_dir() / "runtime"
-    sources = sorted(p for p in src.iterdir() if p.suffix in (".c", ".h"))
+    files = kernel_sets.runtime_files(kernels)
     h = hashlib.sha256(" ".join(HOST_CFLAGS).encode() + _compiler_identity(cc_path))
-    for f in sources:
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    for name, f in files.items():
+        h.update(name.encode() + b"\0" + f.read_bytes())
     cache = cache_root() / "host-runtime" / h.hexdigest()[:20]
     if not (cache / "done").exists():
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix="tmp-"))
         try:
-            c_files = [str(f) for f in sources if f.suffix == ".c"]
+            # the set's files side by side, as in a generated project's runtime/
+            copy_runtime(tmp, kernels)
+            src = tmp / "runtime"
+            c_files = [str(src / name) for name in files if name.endswith(".c")]
             proc = procs.run([cc_path, *HOST_CFLAGS, f"-I{src}", "-c", *c_files], cwd=tmp,
                              capture_output=True, text=True)
             if proc.returncode != 0:
                 raise InternalError(f"host build of the runtime failed: {first_diagnostic(proc.stderr)}",
                                     proc.stderr)
+            shutil.rmtree(src)
             (tmp / "done").write_text("")
             try:
                 os.rename(tmp, cache)
@@ -97,24 +113,35 @@ def runtime_objects(cc: str) -> list[Path]:
 
 
 class HostNetwork:
-    """A network compiled for the host, ready to run samples."""
+    """A network compiled for the host, ready to run samples.
 
-    def __init__(self, model: CompiledNetwork | Graph | str | Path, workdir: str | Path, cc: str = "cc") -> None:
+    ``kernels``: the kernel set to lower a graph for (default portable); a
+    CompiledNetwork brings its own. ``implementations``: whose kernel files to
+    build it with (default: the set it was lowered for); "portable" runs the
+    portable reference of every kernel a dsp lowering chose, the same calls and
+    constants (what the tests check those references with)."""
+
+    def __init__(self, model: CompiledNetwork | Graph | str | Path, workdir: str | Path, cc: str = "cc",
+                 kernels: str | None = None, implementations: str | None = None) -> None:
         if isinstance(model, CompiledNetwork):
+            if kernels is not None and kernels != model.kernels:
+                raise ValueError(f"the network was lowered for the {model.kernels} kernels, not {kernels}")
             self.net = model
         else:
-            self.net = compile(model if isinstance(model, Graph) else load_model(model))
+            self.net = compile(model if isinstance(model, Graph) else load_model(model), kernels=kernels or "portable")
+        impl = implementations or self.net.kernels
+        _require_host_set(impl)
         self.graph = self.net.graph
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         name = Path(self.graph.source).stem if self.graph.source != "<bytes>" else "model"
         write_files(self.workdir, render_network_files(self.net, name))
-        copy_runtime(self.workdir)
+        copy_runtime(self.workdir, impl)
         host = self.workdir / "host"
         host.mkdir(exist_ok=True)
         shutil.copy(templates_dir() / "host" / "host_main.c", host / "host_main.c")
         self.exe = self.workdir / "network_host"
-        objects = [str(o) for o in runtime_objects(cc)]
+        objects = [str(o) for o in runtime_objects(cc, impl)]
         cmd = [cc, *HOST_CFLAGS, "-Iruntime", "-I.", "network.c", "model_data.c", "host/host_main.c",
                *objects, "-o", "network_host", "-lm"]
         proc = procs.run(cmd, cwd=self.workdir, capture_output=True, text=True)

@@ -39,13 +39,15 @@ def load_samples(graph: Graph, path: Path) -> list[list[np.ndarray]]:
     return load_model_inputs(path, graph)
 
 
-def compile_for_board(model: Path, board_name: str) -> CompiledNetwork:
-    """Load, check, lower and plan a model for a board; refuse one that cannot fit."""
+def compile_for_board(model: Path, board_name: str, kernels: str = "auto") -> CompiledNetwork:
+    """Load, check, lower and plan a model for a board with a kernel set ("auto": the
+    best the board's core has); refuse one that cannot fit."""
     from tinyedge.analysis import require_fit
     from tinyedge.boards import load_board
     from tinyedge.compiler import compile
 
-    net = compile(load_model(model), load_board(board_name))  # unsupported ops: before anything is written
+    # unsupported ops and kernel sets the core lacks: refused before anything is written
+    net = compile(load_model(model), load_board(board_name), kernels=kernels)
     require_fit(net)
     return net
 
@@ -56,7 +58,10 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
                    force: bool = False, timeout: float | None = None, baud: int | None = None,
                    per_layer_sample: int | None = None,
                    progress: ProgressFn | None = None, layer_progress: Callable[[LayerResult], None] | None = None,
-                   log: LogFn | None = None, flash: bool = False, probe: str | None = None) -> ValidationReport:
+                   log: LogFn | None = None, flash: bool = False, probe: str | None = None,
+                   profile_sample: int | None = None,
+                   profile_progress: Callable[[int, int], None] | None = None,
+                   kernels: str = "auto") -> ValidationReport:
     """Generate and build (unless ``firmware`` names an already built ELF or project),
     [flash it,] then validate on the target. ``port="auto"``: the board's serial port,
     found by the USB ID its board file names.
@@ -64,14 +69,15 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
     Everything the user gave is checked first -- the model and its fit, the
     data, an existing ``report_path`` (:mod:`tinyedge.reportfile`) -- before
     anything is generated, built, flashed or started. The project directory is
-    locked from generating until the device has answered (:mod:`tinyedge.lock`)."""
+    locked from generating until the device has answered (:mod:`tinyedge.lock`).
+    ``profile_sample``: then measure every op's cost on that sample (``--profile``)."""
     from tinyedge.build import build_project, memory_report
     from tinyedge.lock import project_lock
     from tinyedge.reportfile import check_existing_report
     from tinyedge.validate import run_identity
 
     say = log or (lambda _msg: None)
-    net = compile_for_board(model, board_name)
+    net = compile_for_board(model, board_name, kernels)
     board = net.board
     assert board is not None
     if port == "auto":
@@ -83,9 +89,10 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
         samples, inputs = load_samples(net.graph, data), f"--data {data.name}"
     else:
         samples, inputs = random_samples(net.graph, n_random or 0, seed), f"--random {n_random} --seed {seed}"
-    if per_layer_sample is not None and not 0 <= per_layer_sample < len(samples):
-        raise TinyEdgeError(f"--sample {per_layer_sample} is outside the {len(samples)} sample(s) given",
-                            f"pick a sample from 0 to {len(samples) - 1}")
+    for chosen in (per_layer_sample, profile_sample):
+        if chosen is not None and not 0 <= chosen < len(samples):
+            raise TinyEdgeError(f"--sample {chosen} is outside the {len(samples)} sample(s) given",
+                                f"pick a sample from 0 to {len(samples) - 1}")
     check_existing_report(report_path, run_identity(net, samples, inputs, per_layer_sample), resume, force)
     if board.is_library:
         # The library runs inside the user's firmware, built and flashed by them:
@@ -97,7 +104,8 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
         say(f"validating on {port} (your firmware with the {board.name} library)")
         return validate_on_target(net, None, samples, report_path, {}, port=port, resume=resume, force=force,
                                   timeout=timeout, progress=progress, per_layer_sample=per_layer_sample,
-                                  layer_progress=layer_progress, inputs=inputs)
+                                  layer_progress=layer_progress, inputs=inputs,
+                                  profile_sample=profile_sample, profile_progress=profile_progress)
     memory: MemoryReport | None
     with contextlib.ExitStack() as locked:
         if firmware is not None:
@@ -111,7 +119,7 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
 
             project = project or default_project_dir(model, board.name)
             locked.enter_context(project_lock(project, log=say))
-            say(f"generating {project} for {board.name}")
+            say(f"generating {project} for {board.name} ({net.kernels} kernels)")
             generate_project(net, project)
             say("building (make)")
             built = build_project(project)
@@ -129,4 +137,5 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
         return validate_on_target(net, elf, samples, report_path, asdict(memory) if memory else {},
                                   emulator=emulator, port=port, resume=resume, force=force, timeout=timeout,
                                   baud=baud, progress=progress, per_layer_sample=per_layer_sample,
-                                  layer_progress=layer_progress, inputs=inputs, started=locked.close)
+                                  layer_progress=layer_progress, inputs=inputs, started=locked.close,
+                                  profile_sample=profile_sample, profile_progress=profile_progress)

@@ -26,8 +26,11 @@ from tinyedge.errors import TinyEdgeError
 # 3: BOOT banner; RUN and RUN_UNTIL carry the inputs' CRC-32 and answer with the
 #    outputs' CRC-32 (a device that reset mid-sample is caught); default
 #    max payload 1024
-# 4: the model's name in HELLO
+# 4: the model's name in HELLO; RUN and RUN_UNTIL answer with the stack the run
+#    used (painted stack's high-water mark), and time the same code after
+#    restarting SysTick at a fixed phase (instruction counts are identical run to run)
 PROTOCOL_VERSION = 4
+STACK_UNKNOWN = 0xFFFFFFFF  # RUN's stack field where the firmware cannot measure it (a library)
 FRAME_HEADER = 3          # cmd + seq
 FRAME_CRC = 4
 FRAME_OVERHEAD = FRAME_HEADER + FRAME_CRC
@@ -308,10 +311,18 @@ def parse_timing(payload: bytes) -> tuple[int, int]:
     return ticks, cycles
 
 
-def parse_run(payload: bytes) -> tuple[int, int, int]:
-    """RUN / RUN_UNTIL response: (ticks, cycles, CRC-32 of the outputs it computed)."""
-    ticks, cycles, crc = _Cursor(payload, "RUN").take("<QII")
-    return ticks, cycles, crc
+def parse_run(payload: bytes) -> tuple[int, int, int, int | None]:
+    """RUN / RUN_UNTIL response: (ticks, cycles, CRC-32 of the outputs it computed,
+    bytes of stack the run used or None where not measured). A version 3 answer
+    ends before the stack field: it parses with None (the client refuses that
+    version at HELLO, but a stray answer must not be misread)."""
+    c = _Cursor(payload, "RUN")
+    ticks, cycles, crc = c.take("<QII")
+    stack: int | None = None
+    if len(payload) >= c.pos + 4:
+        (raw,) = c.take("<I")
+        stack = None if raw == STACK_UNKNOWN else int(raw)
+    return ticks, cycles, crc, stack
 
 
 def write_chunk_size(max_payload: int) -> int:

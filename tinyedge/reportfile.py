@@ -27,7 +27,8 @@ import numpy as np
 
 from tinyedge.errors import TinyEdgeError
 
-REPORT_FORMAT = 3  # 2: oracle, second_opinion, per_layer; 3: run (inputs, per-layer sample)
+REPORT_FORMAT = 3  # 2: oracle, second_opinion, per_layer; 3: run (inputs, per-layer sample),
+#                    stack_bytes per sample, profile
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ class SampleResult:
     device_resets: int = 0  # times the device reset during this sample (it was then sent again)
     cycles: int | None = None  # real boards (DWT) and libraries (port layer): CPU cycles
     microseconds: float | None = None  # cycles at the clock HELLO reported (when known)
+    stack_bytes: int | None = None  # stack the run used (painted high-water mark); None: not measured
 
 
 def latency_cycles(timer: str, ticks: int, cycles: int) -> int | None:
@@ -90,6 +91,7 @@ class ValidationReport:
     # the link: time limits, baud, retries, corrupted frames, device resets (see link_summary)
     link: dict[str, Any] | None = None
     run: dict[str, Any] | None = None  # the run it belongs to (tinyedge.reportfile.RunIdentity)
+    profile: dict[str, Any] | None = None  # --profile: every op's cost (tinyedge.profile.Profile)
 
     @property
     def all_exact(self) -> bool:
@@ -117,7 +119,9 @@ class ValidationReport:
         instr = [s.instructions for s in self.samples if s.instructions is not None]
         cycles = [s.cycles for s in self.samples if s.cycles is not None]
         micros = [s.microseconds for s in self.samples if s.microseconds is not None]
+        stacks = [s.stack_bytes for s in self.samples if s.stack_bytes is not None]
         return {
+            "stack_bytes_max": max(stacks) if stacks else None,
             "cycles_median": int(np.median(cycles)) if cycles else None,
             "microseconds_median": float(np.median(micros)) if micros else None,
             "samples": len(self.samples),
@@ -323,6 +327,8 @@ def validate_on_target(
     inputs: str = "inputs given by the caller",
     force: bool = False,
     started: Callable[[], None] | None = None,
+    profile_sample: int | None = None,
+    profile_progress: Callable[[int, int], None] | None = None,
 ) -> ValidationReport:
     """Validate ``samples`` on the target; with ``per_layer_sample``, compare every
     op's output for that one sample instead.
@@ -334,7 +340,9 @@ def validate_on_target(
     are in the report whatever happens. ``inputs`` says how the samples were
     given (recorded in the report); ``resume``/``force``: what to do with an
     existing report (:mod:`tinyedge.reportfile`). ``started`` is called once the
-    device has answered HELLO (an emulator has loaded the ELF by then)."""
+    device has answered HELLO (an emulator has loaded the ELF by then). With
+    ``profile_sample``, every op's cost is then measured on that sample
+    (:mod:`tinyedge.profile`) and put in the report."""
     graph = net.graph
     board = net.board
     if board is None:
@@ -400,12 +408,20 @@ def validate_on_target(
                     tflite_mismatches=tfl_mism, tflite_max_abs_diff=tfl_diff,
                     device_resets=len(client.resets) - seen,
                     cycles=cyc, microseconds=cyc * 1e6 / info.clock_hz if cyc is not None and info.clock_hz else None,
+                    stack_bytes=result.stack,
                 )
                 report.samples.append(res)
                 report.link = link_summary(client, link)
                 report.write(report_path)
                 if progress:
                     progress(i, len(samples), res)
+            if profile_sample is not None:
+                from tinyedge.profile import profile_on_device
+
+                raw = [a.tobytes() for a in _device_arrays(graph, samples[profile_sample])]
+                prof = profile_on_device(net, client, profile_sample, raw, emulated=bool(emulator),
+                                         progress=profile_progress)
+                report.profile = prof.to_dict()
         except TinyEdgeError:
             # stopped mid-run: the report keeps every completed sample and what the link saw
             report.link = link_summary(client, link)

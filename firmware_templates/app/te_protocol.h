@@ -16,8 +16,9 @@
 #include <stdint.h>
 
 /* 3: BOOT banner; RUN/RUN_UNTIL carry the inputs' CRC and answer with the
- * outputs' CRC; frames are received and sent without a wire-sized buffer. */
-/* 4: the model's name in HELLO. */
+ * outputs' CRC; frames are received and sent without a wire-sized buffer.
+ * 4: the model's name in HELLO; RUN/RUN_UNTIL answer with the stack the run
+ * used; they time the same code, after restarting SysTick at a fixed phase. */
 #define TE_PROTO_VERSION 4u
 
 #ifndef TE_PROTO_MAX_PAYLOAD
@@ -34,12 +35,13 @@ enum {
     TE_CMD_HELLO = 0x01,       /* -> board, core, clock, versions, model hash and name, counts */
     TE_CMD_TENSOR_INFO = 0x02, /* u8 kind (0 in, 1 out), u8 index -> tensor spec */
     TE_CMD_WRITE = 0x03,       /* u8 input, u32 offset, data -> status */
-    TE_CMD_RUN = 0x04,         /* u32 inputs crc -> u64 ticks, u32 cycles, u32 outputs crc */
+    TE_CMD_RUN = 0x04,         /* u32 inputs crc -> u64 ticks, u32 cycles, u32 outputs crc,
+                                  u32 stack bytes */
     TE_CMD_READ = 0x05,        /* u8 output, u32 offset, u16 length -> data */
     TE_CMD_CALIBRATE = 0x06,   /* u32 iterations -> u64 ticks, u32 cycles */
     TE_CMD_ECHO = 0x07,        /* data -> the same data */
     TE_CMD_RUN_UNTIL = 0x08,   /* u16 last_op, u32 inputs crc -> u64 ticks, u32 cycles,
-                                  u32 crc of op last_op's outputs */
+                                  u32 crc of op last_op's outputs, u32 stack bytes */
     TE_CMD_OP_INFO = 0x09,     /* u16 entry -> u16 op, u8 output, u32 bytes */
     TE_CMD_READ_OP = 0x0A      /* u16 entry, u32 offset, u16 length -> data */
 };

@@ -103,15 +103,16 @@ static void irq_restore(uint32_t primask)
     __asm__ volatile("msr primask, %0" ::"r"(primask) : "memory");
 }
 
-/* Restart the tick counter so that a timed region starts at a fixed phase of
- * SysTick. A tick is several instructions under QEMU -icount (40 on MPS2):
- * started at whatever phase the last UART byte left, the same code read one
- * tick more or less in about a third of the runs. Any write to SYST_CVR
- * clears it, and it reloads from SYST_RVR on the next clock edge (Armv7-M
- * ARM B3.3.1); QEMU starts that edge's period at the write, so from the write
- * on every count is a function of the instructions executed. Waiting for the
- * reload keeps a read of the transient 0 out of board_ticks(). Costs one
- * tick, outside the timed region. */
+/* Restart the tick counter so that every timed region starts at the same
+ * phase of SysTick. Under QEMU -icount a tick is several instructions (40 on
+ * MPS2): started at whatever phase the UART traffic before it left, the same
+ * code read one tick more in about a third of the runs. A write to SYST_CVR
+ * clears the counter, which reloads from SYST_RVR on the next clock edge
+ * (Armv7-M ARM B3.3.1, "SysTick Current Value Register"); QEMU starts that
+ * edge's period at the write (hw/timer/armv7m_systick.c, ptimer_set_count),
+ * so from the write on every count is a function of the instructions
+ * executed. Waiting for the reload keeps the transient 0 out of
+ * board_ticks(). Costs about one tick, before the timed region starts. */
 void board_ticks_restart(void)
 {
     uint32_t primask = irq_save();

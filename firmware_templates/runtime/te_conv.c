@@ -16,8 +16,8 @@
  * the same integer (a padding tap adds input_zp * w, which the fold removes
  * again; int32 sums are the same modulo 2^32 in any order).
  *
- * The dot products are te_dot4_s8 / te_dot_s8 (SMLAD under __ARM_FEATURE_DSP),
- * 4 output channels per pass over the patch.
+ * The dot products are te_dot.h's te_dot4_s8 / te_dot_s8, 4 output channels
+ * per pass over the patch.
  */
 #include "te_conv.h"
 
@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "te_common.h"
-#include "te_fully_connected.h"
+#include "te_dot.h"
 
 /* Gather the receptive field of output pixel (oy, ox) into patch, in filter
  * order [k_h][k_w][in_c]; taps outside the input get the input zero point. */

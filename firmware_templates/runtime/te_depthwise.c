@@ -20,9 +20,8 @@
  * tap), so the inner loops carry no bounds checks. With depth_mult == 1,
  * groups of 4 channels are held in 4 accumulators while walking the taps:
  * NHWC and the filter's [k_h][k_w][out_c] layout give 4 contiguous bytes of
- * input and of filter per tap. Under __ARM_FEATURE_DSP one 32-bit load of
- * each, SXTB16 and SMLABB/SMLATT make the 4 products; the portable path
- * multiplies bytes. Other channel multipliers take a per-channel loop.
+ * input and of filter per tap (te_dot.h's te_dot4_lanes_s8). Other channel
+ * multipliers take a per-channel loop.
  */
 #include "te_depthwise.h"
 
@@ -30,6 +29,7 @@
 #include <string.h>
 
 #include "te_common.h"
+#include "te_dot.h"
 
 
 /* Requantization constants, copied out of the params so that the compiler
@@ -48,42 +48,6 @@ static inline int8_t te_dw_requant(const te_dw_requant_t *r, int32_t oc, int32_t
     const int32_t c = r->per_channel ? oc : 0;
     acc = te_mul_by_quantized_mult(acc, r->mult[c], r->shift[c]) + r->output_offset;
     return (int8_t)TE_MIN(TE_MAX(acc, r->act_min), r->act_max);
-}
-
-/* depth_mult == 1: 4 channels starting at c, over `taps` taps. */
-static inline void te_dw_quad(const int8_t *const *tap, int32_t taps, const int8_t *w, int32_t out_c,
-                              int32_t c, int32_t acc[4])
-{
-    int32_t acc0 = acc[0], acc1 = acc[1], acc2 = acc[2], acc3 = acc[3];
-    int32_t t;
-    for (t = 0; t < taps; ++t, w += out_c) {
-        const int8_t *x = tap[t] + c;
-#if TE_USE_DSP
-        int32_t xv;
-        int32_t wv;
-        memcpy(&xv, x, 4);
-        memcpy(&wv, w, 4);
-        {
-            const int32_t x02 = te_sxtb16(xv);
-            const int32_t w02 = te_sxtb16(wv);
-            const int32_t x13 = te_sxtb16_ror8(xv);
-            const int32_t w13 = te_sxtb16_ror8(wv);
-            acc0 = te_smlabb(x02, w02, acc0);
-            acc2 = te_smlatt(x02, w02, acc2);
-            acc1 = te_smlabb(x13, w13, acc1);
-            acc3 = te_smlatt(x13, w13, acc3);
-        }
-#else
-        acc0 += (int32_t)x[0] * (int32_t)w[0];
-        acc1 += (int32_t)x[1] * (int32_t)w[1];
-        acc2 += (int32_t)x[2] * (int32_t)w[2];
-        acc3 += (int32_t)x[3] * (int32_t)w[3];
-#endif
-    }
-    acc[0] = acc0;
-    acc[1] = acc1;
-    acc[2] = acc2;
-    acc[3] = acc3;
 }
 
 /* Any depth_mult: output channel oc reading input channel ic. */
@@ -141,7 +105,7 @@ void te_depthwise_conv_s8(const te_depthwise_params_t *p, const int8_t *input,
                     acc[1] = bias[oc + 1];
                     acc[2] = bias[oc + 2];
                     acc[3] = bias[oc + 3];
-                    te_dw_quad(tap, taps, filter + oc, out_c, oc, acc);
+                    te_dot4_lanes_s8(tap, taps, oc, filter + oc, out_c, acc);
                     output[oc] = te_dw_requant(&rq, oc, acc[0]);
                     output[oc + 1] = te_dw_requant(&rq, oc + 1, acc[1]);
                     output[oc + 2] = te_dw_requant(&rq, oc + 2, acc[2]);

@@ -24,15 +24,6 @@ typedef struct {
     const int32_t *shift;  /* exponents: > 0 left, < 0 right */
 } te_fc_params_t;
 
-/* sum_i a[i] * b[i] over n int8 pairs, in int32 (SMLAD under
- * TE_USE_DSP, plain C otherwise; the same integer either way). Shared
- * with te_conv.c. */
-int32_t te_dot_s8(const int8_t *a, const int8_t *b, int32_t n);
-
-/* acc[k] += sum_i x[i] * w[k * n + i] for the 4 consecutive rows k = 0..3 of
- * w (x read once for all 4). Shared with te_conv.c. */
-void te_dot4_s8(const int8_t *x, const int8_t *w, int32_t n, int32_t acc[4]);
-
 /* output[b][o] = requant(bias[o] + sum_i input[b][i] * filter[o][i]).
  * filter is row-major [out_depth][in_depth] (the .tflite layout); bias (may
  * be NULL) already holds the input zero-point term

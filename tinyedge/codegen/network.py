@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tinyedge import __version__
+from tinyedge import kernels as kernel_sets
 from tinyedge.codegen.render import c_escape, render_template
 from tinyedge.compiler import CompiledNetwork
 from tinyedge.model.ir import DTYPE_SIZES, Graph, Tensor
@@ -84,7 +85,8 @@ def _op_blocks(net: CompiledNetwork) -> list[dict[str, Any]]:
                 "decl": f"static const {c.ctype} {c.name}[{values.size}]",
                 "body": c_array_literal(values, per_line),
                 "comment": c.comment,
-                "align": values.size >= 16,
+                # word-aligned from 16 values on (4-byte loads), or what the kernel asks for
+                "align": max(c.align, 4 if values.size >= 16 else 0),
             })
         params = None
         if low.params_type:
@@ -172,6 +174,7 @@ def render_network_files(net: CompiledNetwork, model_name: str) -> dict[str, str
         "op_outputs": _op_outputs(net),
         "sha_bytes": ", ".join(f"0x{b:02x}" for b in bytes.fromhex(g.sha256)),
         "runtime_headers": runtime_headers(),
+        "kernels": kernel_sets.describe(net.kernels),
     }
     files = {
         "network.c": render_template("network/network.c.j2", ctx),

@@ -1,8 +1,9 @@
 """Render a complete, self-contained firmware project for one model and board.
 
 The project builds with `make` alone (no tinyedge needed): network files from
-the lowered graph, the runtime copied verbatim, board support and the
-application rendered from the board's data file. A manifest (tinyedge.json)
+the lowered graph, the runtime of the network's kernel set copied verbatim
+(tinyedge/kernels.py: one implementation of every kernel, flat in runtime/),
+board support and the application rendered from the board's data file. A manifest (tinyedge.json)
 records what the project was generated from, without timestamps or absolute
 paths, so the same inputs give the same bytes.
 
@@ -97,7 +98,7 @@ def project_files(net: CompiledNetwork, name: str) -> dict[str, str]:
     assert board is not None
     graph = net.graph
     files = dict(render_network_files(net, name))
-    files.update(runtime_files())
+    files.update(runtime_files(net.kernels))
     if not board.is_library:  # a library goes into a vendor project: no second main()
         files["host/host_main.c"] = (templates_dir() / "host" / "host_main.c").read_text()
     ctx = {"board": board, "model_name": name, "model_sha256": graph.sha256,
@@ -126,6 +127,7 @@ def generate_project(net: CompiledNetwork, outdir: str | Path, model_name: str |
         "model_sha256": graph.sha256,
         "board": board.name,
         "target": board.target,
+        "kernels": net.kernels,
         "arena_bytes": net.arena_bytes,
         "total_macs": net.total_macs,
         "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in graph.input_tensors],

@@ -10,7 +10,12 @@ Names the lowering may use in C (the code generator defines them):
   (activations) -- e.g. ``T12`` -- typed for the tensor's dtype;
 - ``ctx.scratch``: a macro naming this op's scratch area (``int8_t *``), only
   valid when ``Lowered.scratch_bytes > 0``;
-- ``ctx.name(suffix)``: a unique C identifier for this op's constants.
+- ``ctx.name(suffix)``: a unique C identifier for this op's constants;
+- ``ctx.kernels``: the kernel set the project gets ("portable", "dsp", "mve";
+  tinyedge/kernels.py). The lowering picks the kernel to call and the layout of
+  its constants from it (e.g. pre-widened weights for an SMLAD kernel); every
+  kernel it names must have a portable implementation in runtime/, which the
+  set's variant directories may replace.
 Constant tensors are never read from the flatbuffer at run time: the lowering
 re-emits what it needs (reordered, folded) as :class:`ConstArray`.
 """
@@ -33,6 +38,7 @@ class ConstArray:
     ctype: str  # "int8_t", "int16_t", "int32_t", "uint8_t", "float", ...
     values: np.ndarray  # emitted flattened, in C order
     comment: str = ""  # where the numbers come from
+    align: int = 0  # byte alignment the kernel needs beyond the default (word-aligned from 16 values on)
 
 
 @dataclass
@@ -53,9 +59,10 @@ class Lowered:
 class LowerCtx:
     """What a lowering may ask of the code generator."""
 
-    def __init__(self, graph: Graph, op: Operator) -> None:
+    def __init__(self, graph: Graph, op: Operator, kernels: str = "portable") -> None:
         self.graph = graph
         self.op = op
+        self.kernels = kernels
         self.prefix = f"op{op.index}"
 
     def ptr(self, tensor_index: int) -> str:
