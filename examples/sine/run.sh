@@ -8,6 +8,7 @@ cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3}"
 
 "$PYTHON" train.py
+mkdir -p out
 tinyedge convert model.keras -o out/model_int8.tflite --calibration calibration.npy --validation validation.npz
 tinyedge inspect out/model_int8.tflite
 tinyedge generate out/model_int8.tflite --board mps2-an386 -o out/fw
