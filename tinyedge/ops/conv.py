@@ -20,8 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyedge import kernels as ks
 from tinyedge import quant
 from tinyedge.model.ir import Graph, Operator, Tensor
+from tinyedge.ops import blocked
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, activation_name, register
 from tinyedge.ops.common import (
     activation_problems,
@@ -181,6 +183,17 @@ def check_conv_like(op: Operator, graph: Graph, depthwise: bool) -> list[str]:
 # ---- lowering ---------------------------------------------------------------------------
 
 
+def _operands(op: Operator, graph: Graph, depthwise: bool) -> tuple[Tensor, Tensor, Tensor, Geometry, bool,
+                                                                     list[float]]:
+    """input, filter, output, geometry, per-channel weights?, effective scales (one per output channel)."""
+    x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+    y = graph.tensor(op.outputs[0])
+    g = geometry(op, graph, depthwise)
+    assert w.quant is not None
+    reals = quant.conv_effective_scales(x.scale, w.quant.scale, y.scale, g.out_c)
+    return x, w, y, g, w.quant.per_channel, reals
+
+
 def _common_fields(g: Geometry, x: Tensor, y: Tensor, op: Operator) -> dict[str, object]:
     act_min, act_max = quant.activation_range(activation_name(op), y.scale, y.zero_point)
     return {
@@ -214,13 +227,10 @@ def conv_scratch_bytes(g: Geometry) -> tuple[bool, int]:
 
 
 def lower_conv2d(op: Operator, ctx: LowerCtx) -> Lowered:
+    if ks.searches(ctx.kernels, "arm_mve"):
+        return lower_conv2d_blocked(op, ctx)
     graph = ctx.graph
-    x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
-    y = graph.tensor(op.outputs[0])
-    g = geometry(op, graph, depthwise=False)
-    assert w.quant is not None
-    per_channel = w.quant.per_channel
-    reals = quant.conv_effective_scales(x.scale, w.quant.scale, y.scale, g.out_c)
+    x, w, y, g, per_channel, reals = _operands(op, graph, depthwise=False)
     req_consts, req_fields = requant_consts(ctx, reals, per_channel)
     f_name, b_name = ctx.name("filter"), ctx.name("bias")
     consts = [
@@ -260,13 +270,10 @@ def depthwise_scratch_bytes(g: Geometry) -> int:
 
 
 def lower_depthwise(op: Operator, ctx: LowerCtx) -> Lowered:
+    if ks.searches(ctx.kernels, "arm_mve") and depthwise_blocked_fits(op, ctx.graph):
+        return lower_depthwise_blocked(op, ctx)
     graph = ctx.graph
-    x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
-    y = graph.tensor(op.outputs[0])
-    g = geometry(op, graph, depthwise=True)
-    assert w.quant is not None
-    per_channel = w.quant.per_channel
-    reals = quant.conv_effective_scales(x.scale, w.quant.scale, y.scale, g.out_c)
+    x, w, y, g, per_channel, reals = _operands(op, graph, depthwise=True)
     req_consts, req_fields = requant_consts(ctx, reals, per_channel)
     f_name, b_name = ctx.name("filter"), ctx.name("bias")
     consts = [
@@ -289,6 +296,85 @@ def lower_depthwise(op: Operator, ctx: LowerCtx) -> Lowered:
         consts=consts + req_consts,
         scratch_bytes=depthwise_scratch_bytes(g),
     )
+
+
+# ---- blocked layouts (runtime te_blocked.h; the Helium kernels read them) ----------------
+
+
+def lower_conv2d_blocked(op: Operator, ctx: LowerCtx) -> Lowered:
+    """CONV_2D on te_conv2d_blocked_s8: weights in blocks of 4 output channels x 16-byte chunks."""
+    graph = ctx.graph
+    x, w, y, g, per_channel, reals = _operands(op, graph, depthwise=False)
+    f_name, r_name = ctx.name("filter"), ctx.name("rq")
+    depth = g.k_h * g.k_w * g.in_c
+    consts = [
+        ConstArray(f_name, "int8_t", blocked.row_blocks(w.array().reshape(g.out_c, depth)),
+                   f"filter OHWI [{g.out_c}][{depth}] in blocks of 4 output channels x 16-byte chunks "
+                   "(te_blocked.h)"),
+        ConstArray(r_name, "int32_t", blocked.rq4_table(folded_conv_bias(op, graph), reals, per_channel),
+                   f"per 4 output channels: bias - input_zp ({x.zero_point}) * sum of the filter, Q31 "
+                   "multiplier, left and right shift (te_blocked.h)", align=16),
+    ]
+    direct, scratch = conv_scratch_bytes(g)
+    fields = _common_fields(g, x, y, op)
+    fields["input_zero_point"] = x.zero_point
+    fields["direct"] = 1 if direct else 0
+    return _blocked_call(op, ctx, "te_conv2d_blocked_s8", "te_conv2d_blocked_params_t", fields, consts, scratch,
+                         "CONV_2D " + _describe(g, op, per_channel) + ", blocked weights")
+
+
+def _blocked_call(op: Operator, ctx: LowerCtx, kernel: str, params_type: str, fields: dict[str, object],
+                  consts: list[ConstArray], scratch: int, comment: str) -> Lowered:
+    """The call `kernel(&params, input, filter, rq, output, scratch)` of a te_blocked.h kernel (consts:
+    the filter, then the rq table)."""
+    params_name = ctx.name("params")
+    return Lowered(
+        comment=comment,
+        call=f"{kernel}(&{params_name}, {ctx.ptr(op.inputs[0])}, {consts[0].name}, {consts[1].name}, "
+             f"{ctx.ptr(op.outputs[0])}, {ctx.scratch if scratch else 'NULL'});",
+        params_type=params_type,
+        params=fields,
+        params_name=params_name,
+        consts=consts,
+        scratch_bytes=scratch,
+    )
+
+
+def depthwise_blocked_fits(op: Operator, graph: Graph) -> bool:
+    """te_depthwise_blocked_s8 takes channel multiplier 1 (and a sane number of taps)."""
+    g = geometry(op, graph, depthwise=True)
+    return g.out_c == g.in_c and g.k_h * g.k_w <= blocked.MAX_DW_TAPS
+
+
+def lower_depthwise_blocked(op: Operator, ctx: LowerCtx) -> Lowered:
+    """DEPTHWISE_CONV_2D (multiplier 1) on te_depthwise_blocked_s8: 16-lane blocks."""
+    graph = ctx.graph
+    x, w, y, g, per_channel, reals = _operands(op, graph, depthwise=True)
+    lanes = blocked.depthwise_lanes(g.out_c, g.stride_w)
+    taps = w.array().reshape(g.k_h * g.k_w, g.out_c)
+    span_w = (g.out_w - 1) * g.stride_w + (g.k_w - 1) * g.dil_w + 1
+    f_name, r_name = ctx.name("filter"), ctx.name("rq")
+    layout = ("16 consecutive output bytes per block (stride 1, channels dividing 16)" if lanes.flat
+              else "16 channels per block")
+    consts = [
+        ConstArray(f_name, "int8_t", blocked.depthwise_filter(taps, lanes),
+                   f"filter [{g.k_h}][{g.k_w}][{g.out_c}] as [block][tap][16 lanes]: {layout} (te_blocked.h)"),
+        ConstArray(r_name, "int32_t",
+                   blocked.rq4_table(folded_depthwise_bias(op, graph), reals, per_channel,
+                                     blocked.depthwise_rq_order(lanes)),
+                   f"per lane: bias - input_zp ({x.zero_point}) * sum of the taps, Q31 multiplier, left and "
+                   "right shift, lanes 0,4,8,12 / 2,6,10,14 / 1,5,9,13 / 3,7,11,15 (te_blocked.h)", align=16),
+    ]
+    fields = _common_fields(g, x, y, op)
+    del fields["in_c"], fields["out_c"]
+    fields["channels"] = g.out_c
+    fields["input_zero_point"] = x.zero_point
+    fields["flat"] = 1 if lanes.flat else 0
+    fields["pair_taps"] = 0 if int(w.array().min()) == -128 else 1
+    fields["span_w"] = span_w
+    return _blocked_call(op, ctx, "te_depthwise_blocked_s8", "te_dw_blocked_params_t", fields, consts,
+                         blocked.depthwise_scratch_bytes(g.k_h, g.k_w, g.dil_h, span_w, g.out_c),
+                         "DEPTHWISE_CONV_2D x1 " + _describe(g, op, per_channel) + ", blocked weights")
 
 
 def conv2d_macs(op: Operator, graph: Graph) -> int:
