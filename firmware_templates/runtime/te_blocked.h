@@ -92,9 +92,10 @@ void te_conv2d_blocked_s8(const te_conv2d_blocked_params_t *p, const int8_t *inp
  *       s = 0: lanes 0, 4, 8, 12    s = 1: lanes 2, 6, 10, 14
  *       s = 2: lanes 1, 5, 9, 13    s = 3: lanes 3, 7, 11, 15
  *     i.e. LANE(s, k) = 4k + (0, 2, 1, 3)[s].
- * pair_taps: 1 when no weight is -128, so that the products of two taps
- * (|x * w| <= 128 * 127 each) add in int16 without overflow; a kernel may use
- * that, the result is the same integer either way. */
+ * pair_taps: 1 unless some channel has the weight -128 at both taps 2i and
+ * 2i+1: then x * w of both can be 128 * 128 and their sum overflows int16; any
+ * other two int8 products add in int16. A kernel may add taps in pairs when it
+ * is 1; the result is the same integer either way. */
 
 #define TE_DW_LANES 16
 #define TE_DW_LANE(s, k) (4 * (k) + ((s) == 1 ? 2 : (s) == 2 ? 1 : (s)))

@@ -370,7 +370,10 @@ def lower_depthwise_blocked(op: Operator, ctx: LowerCtx) -> Lowered:
     fields["channels"] = g.out_c
     fields["input_zero_point"] = x.zero_point
     fields["flat"] = 1 if lanes.flat else 0
-    fields["pair_taps"] = 0 if int(w.array().min()) == -128 else 1
+    # taps 2i and 2i+1 add in int16 unless both weights of a channel are -128 (then 2 * 128 * 128
+    # overflows; any other pair of int8 products fits)
+    pairs = taps[:taps.shape[0] // 2 * 2].reshape(-1, 2, g.out_c)
+    fields["pair_taps"] = 0 if bool(np.any((pairs == -128).all(axis=1))) else 1
     fields["span_w"] = span_w
     return _blocked_call(op, ctx, "te_depthwise_blocked_s8", "te_dw_blocked_params_t", fields, consts,
                          blocked.depthwise_scratch_bytes(g.k_h, g.k_w, g.dil_h, span_w, g.out_c),

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyedge import kernels as ks
 from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, activation_name, register
 from tinyedge.ops.broadcast import MAX_DIMS, broadcast_shape
@@ -136,11 +137,17 @@ def _quant_params(op: Operator, g: Graph) -> tuple[dict[str, object], str]:
     return params, f"activation {act} [{act_min}, {act_max}]"
 
 
+# The table-driven int8 kernels (te_binary_lut.h): scratch for two tables of 256 int32.
+LUT_SCRATCH_BYTES = 2 * 256 * 4
+
+
 def _lower_binary(op: Operator, ctx: LowerCtx, kernel: str, sign: str) -> Lowered:
     g = ctx.graph
     a, b = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
     y = g.tensor(op.outputs[0])
-    fn = f"{kernel}_{SUFFIX[y.dtype]}"
+    # int8 with Helium: tabulate each input's rescaling, then gather (te_binary_lut.h)
+    lut = y.dtype == "int8" and ks.searches(ctx.kernels, "arm_mve")
+    fn = f"{kernel}_lut_s8" if lut else f"{kernel}_{SUFFIX[y.dtype]}"
     quant, act = _quant_params(op, g)
     how = "same shapes" if a.shape == b.shape else "broadcast"
     consts: list[ConstArray] = []
@@ -148,12 +155,14 @@ def _lower_binary(op: Operator, ctx: LowerCtx, kernel: str, sign: str) -> Lowere
     p2 = _operand(ctx, b, "input2", consts)
     pname = ctx.name("params")
     return Lowered(
-        comment=f"{op.opcode} {y.dtype} {shape_str(a)} {sign} {shape_str(b)} -> {shape_str(y)} ({how}), {act}",
-        call=f"{fn}(&{pname}, {p1}, {p2}, {ctx.ptr(op.outputs[0])});",
+        comment=f"{op.opcode} {y.dtype} {shape_str(a)} {sign} {shape_str(b)} -> {shape_str(y)} ({how}), {act}"
+                + (", per-input tables" if lut else ""),
+        call=f"{fn}(&{pname}, {p1}, {p2}, {ctx.ptr(op.outputs[0])}{', ' + ctx.scratch if lut else ''});",
         params_type=f"{kernel}_params_t",
         params={**quant, "walk": bcast_walk(a.shape, b.shape)},
         params_name=pname,
         consts=consts,
+        scratch_bytes=LUT_SCRATCH_BYTES if lut else 0,
     )
 
 

@@ -122,8 +122,8 @@ typedef struct {
  * VMOVLB / VMOVLT widen those into the four int32 accumulators:
  *   a0 = lanes 0,4,8,12   a1 = 2,6,10,14   a2 = 1,5,9,13   a3 = 3,7,11,15,
  * the lane order of te_blocked.h's rq entries 4g + s. For the first `pairs` pairs of
- * taps the int16 products of both are added before widening (no weight is
- * -128, so |x * w| <= 16256 and two fit in int16). The second tap of a pair
+ * taps the int16 products of both are added before widening (pair_taps: no
+ * channel has -128 at both taps of a pair, so the sum fits). The second tap of a pair
  * reloads its x rather than hold it (8 vector registers: 4 accumulators and
  * 4 temporaries); VMULLB/T.S8 may write a source register (only the 32-bit
  * forms may not).
