@@ -95,7 +95,9 @@ EXTRA_CASES: tuple[KerasCase, ...] = (
     KerasCase("te_dw_dil2", ((10, 9, 20),), "L.DepthwiseConv2D(3, dilation_rate=2, padding='same')(x)",
               ("DEPTHWISE_CONV_2D",)),
     KerasCase("te_dw_2x2_s3", ((10, 11, 6),), "L.DepthwiseConv2D(2, strides=3)(x)", ("DEPTHWISE_CONV_2D",)),
-    # CONV_2D: dilation; a 1x1 kernel whose depth (24) is not a multiple of 16
+    # CONV_2D: dilation; a 1x1 kernel whose depth (24) is not a multiple of 16; two pixels at a time
+    # (depth > 64: 81, a last partial chunk, 7 output channels, an odd number of pixels)
+    KerasCase("te_conv_deep_odd", ((7, 5, 9),), "L.Conv2D(7, 3, padding='same')(x)", ("CONV_2D",)),
     KerasCase("te_conv_dil2", ((9, 10, 6),), "L.Conv2D(5, 3, dilation_rate=2, padding='same')(x)", ("CONV_2D",)),
     KerasCase("te_conv_1x1_c24", ((5, 6, 24),), "L.Conv2D(6, 1)(x)", ("CONV_2D",)),
     # deep accumulations with one output pixel: test_requantization_is_tflm_double_rounding

@@ -65,7 +65,8 @@ def test_single_op_suite_reaches_every_blocked_path(single_op_models: dict[str, 
     portable reference) lowers, for mve, to every shape of the blocked kernels: depthwise with
     the lanes along the row (a partial last block) and by channel blocks (a partial one), with
     and without tap pairs (a weight of -128), dilation, a stride above the kernel; 1x1 convolutions
-    read in place and patches gathered, depths and output channel counts off the 16 / 4 blocks."""
+    read in place and patches gathered, depths and output channel counts off the 16 / 4 blocks,
+    one pixel or two per pass (and a last odd pixel)."""
     net = compile(single_op_suite(single_op_models).merged(), M55)
     seen: set[str] = set()
     for opcode, call, p in _calls(net):
@@ -84,15 +85,21 @@ def test_single_op_suite_reaches_every_blocked_path(single_op_models: dict[str, 
                 seen.add("dw rows skipped")
         if opcode == "CONV_2D":
             seen.add("conv direct" if p["direct"] else "conv patch")
-            if int(str(p["k_h"])) * int(str(p["k_w"])) * int(str(p["in_c"])) % 16:
-                seen.add("conv depth tail")
+            depth = int(str(p["k_h"])) * int(str(p["k_w"])) * int(str(p["in_c"]))
+            pixels = int(str(p["out_h"])) * int(str(p["out_w"]))
+            pairs = depth > 64 and pixels > 1  # arm_mve: two pixels per pass from 65 bytes on
+            if depth % 16:
+                seen.add("conv pairs depth tail" if pairs else "conv depth tail")
             if int(str(p["out_c"])) % 4:
-                seen.add("conv rows tail")
+                seen.add("conv pairs rows tail" if pairs else "conv rows tail")
+            if pairs and pixels % 2:
+                seen.add("conv pairs odd pixel")
         if opcode == "FULLY_CONNECTED" and int(str(p["out_depth"])) % 4:
             seen.add("fc rows tail")
     assert seen >= {"dw flat", "dw blocks", "dw flat partial", "dw blocks partial", "dw single taps",
                     "dw dilation", "dw rows skipped", "conv direct", "conv patch", "conv depth tail",
-                    "conv rows tail", "fc rows tail"}, seen
+                    "conv rows tail", "conv pairs depth tail", "conv pairs rows tail", "conv pairs odd pixel",
+                    "fc rows tail"}, seen
 
 
 def test_add_sub_tables_bit_exact_on_host(tmp_path: Path) -> None:

@@ -72,8 +72,9 @@ typedef struct {
     int32_t direct;            /* 1: 1x1 kernel, no padding: a patch is one input pixel */
 } te_conv2d_blocked_params_t;
 
-/* Scratch: one patch (im2col) of k_h * k_w * in_c bytes, none when direct. */
-#define TE_CONV2D_BLOCKED_SCRATCH_BYTES(k_h, k_w, in_c, direct) ((direct) ? 0 : (k_h) * (k_w) * (in_c))
+/* Scratch: two patches (im2col: two output pixels at a time) of
+ * k_h * k_w * in_c bytes each, none when direct. */
+#define TE_CONV2D_BLOCKED_SCRATCH_BYTES(k_h, k_w, in_c, direct) ((direct) ? 0 : 2 * (k_h) * (k_w) * (in_c))
 
 void te_conv2d_blocked_s8(const te_conv2d_blocked_params_t *p, const int8_t *input,
                           const int8_t *filter, const int32_t *rq, int8_t *output, int8_t *scratch);

@@ -315,7 +315,8 @@ def lower_conv2d_blocked(op: Operator, ctx: LowerCtx) -> Lowered:
                    f"per 4 output channels: bias - input_zp ({x.zero_point}) * sum of the filter, Q31 "
                    "multiplier, left and right shift (te_blocked.h)", align=16),
     ]
-    direct, scratch = conv_scratch_bytes(g)
+    direct, patch = conv_scratch_bytes(g)
+    scratch = 2 * patch  # TE_CONV2D_BLOCKED_SCRATCH_BYTES: two output pixels' patches
     fields = _common_fields(g, x, y, op)
     fields["input_zero_point"] = x.zero_point
     fields["direct"] = 1 if direct else 0

@@ -106,6 +106,20 @@ static inline int32x4_t te_mve_requant(int32x4_t acc, const int32_t *e, int32_t 
     return vminq_s32(vmaxq_s32(vaddq_n_s32(x, out_off), lo), hi);
 }
 
+/* te_mve_requant of two pixels' 4 lanes with the same constants (loaded once). */
+static inline void te_mve_requant2(int32x4_t *a0, int32x4_t *a1, const int32_t *e, int32_t out_off, int32x4_t lo,
+                                   int32x4_t hi)
+{
+    const int32x4_t mult = vldrwq_s32(e + TE_RQ4_MULT), left = vldrwq_s32(e + TE_RQ4_LEFT);
+    const int32x4_t right = vldrwq_s32(e + TE_RQ4_RIGHT);
+    int32x4_t x0 = vqrdmulhq_s32(vshlq_s32(*a0, left), mult);
+    int32x4_t x1 = vqrdmulhq_s32(vshlq_s32(*a1, left), mult);
+    x0 = vrshlq_s32(vqaddq_s32(x0, vshrq_n_s32(vandq_s32(x0, right), 31)), right);
+    x1 = vrshlq_s32(vqaddq_s32(x1, vshrq_n_s32(vandq_s32(x1, right), 31)), right);
+    *a0 = vminq_s32(vmaxq_s32(vaddq_n_s32(x0, out_off), lo), hi);
+    *a1 = vminq_s32(vmaxq_s32(vaddq_n_s32(x1, out_off), lo), hi);
+}
+
 /* out[o] = requant(bias[o] + x . W[o]) for o < n_out: one pass over x per
  * block of 4 rows. */
 static inline void te_mve_gemv(const int8_t *x, int32_t depth, const int8_t *w, const int32_t *rq,
