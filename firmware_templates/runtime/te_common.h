@@ -42,6 +42,13 @@ extern "C" {
 #define TE_INT8_MIN (-128)
 #define TE_INT8_MAX 127
 
+/* Inline a kernel's inner loop into each of its specialised callers (gcc/clang). */
+#if defined(__GNUC__)
+#define TE_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define TE_ALWAYS_INLINE
+#endif
+
 #define TE_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define TE_MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -23,12 +23,14 @@ static int32_t te_conv_fast_weight(const int16_t *filter, int32_t depth4, int32_
     return group[slot[d % 4] + 2 * (live_ch % 2)];
 }
 
-/* The patch value at depth d of output pixel (oy, ox): input, or the zero point at padding. */
+/* The patch value at filter row ky, position j of output pixel (oy, ox): input, or the
+ * zero point at padding. */
 static int32_t te_patch_at(const te_conv_fast_params_t *p, const int8_t *image, int32_t oy, int32_t ox,
-                           int32_t d)
+                           int32_t ky, int32_t j)
 {
-    const int32_t pixel = te_window_tap(&p->win, oy, ox, d / p->win.in_c);
-    return pixel < 0 ? p->input_zero_point : image[(size_t)pixel * (size_t)p->win.in_c + (size_t)(d % p->win.in_c)];
+    const int32_t in_c = p->win.in_c;
+    const int32_t pixel = te_window_tap(&p->win, oy, ox, ky * p->win.k_w + j / in_c);
+    return pixel < 0 ? p->input_zero_point : image[(size_t)pixel * (size_t)in_c + (size_t)(j % in_c)];
 }
 
 static void te_conv_fast_ref(const te_conv_fast_params_t *p, const int8_t *input, const int16_t *filter,
@@ -49,9 +51,12 @@ static void te_conv_fast_ref(const te_conv_fast_params_t *p, const int8_t *input
                 }
                 for (j = 0; j < p->live; ++j) {
                     int32_t acc = p->chan[j].bias;
-                    int32_t d;
-                    for (d = 0; d < p->depth; ++d) {
-                        acc += te_patch_at(p, image, oy, ox, d) * te_conv_fast_weight(filter, p->depth4, j, d);
+                    int32_t ky, i;
+                    for (ky = 0; ky < win->k_h; ++ky) {
+                        for (i = 0; i < p->row; ++i) {
+                            acc += te_patch_at(p, image, oy, ox, ky, i) *
+                                   te_conv_fast_weight(filter, p->depth4, j, ky * p->row4 + i);
+                        }
                     }
                     output[p->index[j]] = te_clamp_out(te_requant(&p->chan[j], acc, p->output_offset),
                                                        p->act_min, p->act_max);

@@ -28,8 +28,9 @@ extern "C" {
 typedef struct {
     te_window_t win;          /* geometry: k_h x k_w taps, stride, dilation, padding */
     int32_t out_c;
-    int32_t depth;            /* k_h * k_w * in_c: one pixel's patch, in filter order [k_h][k_w][in_c] */
-    int32_t depth4;           /* depth rounded up to a multiple of 4 (the filter's zero padding) */
+    int32_t row;              /* k_w * in_c: one filter row of the patch, in filter order [k_w][in_c] */
+    int32_t row4;             /* row rounded up to a multiple of 4: each filter row is zero-padded */
+    int32_t depth4;           /* k_h * row4: one pixel's patch, [k_h][row4] */
     int32_t input_zero_point; /* what a padding tap reads */
     int32_t output_offset;    /* output zero point */
     int32_t act_min, act_max; /* fused activation clamp */
@@ -43,15 +44,16 @@ typedef struct {
 } te_conv_fast_params_t;
 
 /* filter: int16, live channels in pairs (an odd last one paired with zeros),
- * per pair depth4/4 groups of 8 values: for depth d..d+3 of the patch,
+ * per pair depth4/4 groups of 8 values (the patch is [k_h][row4]: each
+ * filter row's k_w * in_c weights then zeros up to row4): for depth d..d+3,
  *   w0[d] w0[d+2] w1[d] w1[d+2] w0[d+1] w0[d+3] w1[d+1] w1[d+3]
  * (w0, w1: the pair's channels) -- the order in which SXTB16 widens 4
  * input bytes into (d, d+2) and (d+1, d+3). */
 
 /* Scratch bytes: two pixels' widened patches (4 * depth4), and for
- * te_conv_fast_s8 one gathered int8 patch more (depth4). */
+ * te_conv_fast_s8 one gathered int8 filter row more (row4). */
 #define TE_CONV1X1_FAST_SCRATCH_BYTES(depth4) (4 * (depth4))
-#define TE_CONV_FAST_SCRATCH_BYTES(depth4) (5 * (depth4))
+#define TE_CONV_FAST_SCRATCH_BYTES(depth4, row4) (4 * (depth4) + (row4))
 
 void te_conv1x1_fast_s8(const te_conv_fast_params_t *p, const int8_t *input, const int16_t *filter,
                         int8_t *output, int8_t *scratch);

@@ -248,21 +248,21 @@ def _lower_conv_fast(op: Operator, ctx: LowerCtx, g: Geometry) -> Lowered | None
     live = rec.live()
     padded = np.concatenate([live, live[-1:]]) if live.size % 2 else live
     rows = np.where(rec.constant[:, None], 0, rows)  # a constant channel computed anyway reads zeros
-    depth = g.k_h * g.k_w * g.in_c
     pointwise = g.k_h == 1 and g.k_w == 1 and g.pad_top == 0 and g.pad_left == 0
     n_const = g.out_c - live.size
     f_name, i_name = ctx.name("filter"), ctx.name("index")
     chan = _records_const(ctx, rec, padded, x.zero_point)
     consts = [
-        ConstArray(f_name, "int16_t", layout.pack_conv(rows[live]),
+        ConstArray(f_name, "int16_t", layout.pack_conv(rows[live], g.k_h),
                    f"filter of the {live.size} computed channels, int16, in channel pairs and groups of 4 "
-                   "depth values in SXTB16 order (te_conv_fast.h)", align=4),
+                   "depth values in SXTB16 order, each filter row zero-padded to 4s (te_conv_fast.h)", align=4),
         chan,
         ConstArray(i_name, "uint16_t", padded.astype(np.uint16), "output channel of each computed channel"),
     ]
     fields = _common_fields(g, x, y, op)
-    fields.update({"out_c": g.out_c, "depth": depth, "depth4": layout.depth4(depth), "live": int(live.size),
-                   "chan": chan.name, "index": i_name, "constants": "NULL"})
+    row = g.k_w * g.in_c
+    fields.update({"out_c": g.out_c, "row": row, "row4": layout.depth4(row), "depth4": g.k_h * layout.depth4(row),
+                   "live": int(live.size), "chan": chan.name, "index": i_name, "constants": "NULL"})
     if n_const:
         k_name = ctx.name("constants")
         values = np.where(rec.constant, rec.constant_value, 0).astype(np.int8)
@@ -271,7 +271,7 @@ def _lower_conv_fast(op: Operator, ctx: LowerCtx, g: Geometry) -> Lowered | None
                                  "(proved on the host), by channel"))
         fields["constants"] = k_name
     kernel = "te_conv1x1_fast_s8" if pointwise else "te_conv_fast_s8"
-    scratch = (4 if pointwise else 5) * layout.depth4(depth)
+    scratch = 4 * g.k_h * layout.depth4(row) + (0 if pointwise else layout.depth4(row))
     params_name = ctx.name("params")
     dead = f", {n_const} constant channels not computed" if n_const else ""
     return Lowered(

@@ -72,6 +72,26 @@ def _constant_record(value: int, zp: int) -> list[int]:
     return [4 * v, 1 << 30, 1, 1 + 2 * zp]
 
 
+def channel_record(lo: int, hi: int, bias: int, mult: int, shift: int, zp: int, act_min: int,
+                   act_max: int) -> tuple[list[int], int | None] | None:
+    """One channel whose accumulator lies in [lo, hi] for every input: (its record, the
+    constant it always outputs or None), or None when the fast requantization cannot
+    reproduce TFLM's output over that range."""
+    if lo < INT32_MIN or hi > INT32_MAX or mult < 0:
+        return None
+    if max(-lo, hi) << max(shift, 0) <= INT32_MAX:  # no wrap: TFLM's output is monotonic in acc
+        first = _tflm_out(lo, mult, shift, zp, act_min, act_max)
+        if first == _tflm_out(hi, mult, shift, zp, act_min, act_max):
+            return _constant_record(first, zp), first
+    rs = -shift
+    if rs < 1 or lo < -(1 << 30) or hi >= (1 << 30):
+        return None
+    round_zp = (1 << (rs - 1)) + zp * (1 << rs)
+    if quant.srdhm(lo, mult) + round_zp - 1 < INT32_MIN or quant.srdhm(hi, mult) + round_zp > INT32_MAX:
+        return None
+    return [bias, mult, rs, round_zp], None
+
+
 def requant_records(bias: np.ndarray, w_rows: np.ndarray, mults: np.ndarray, shifts: np.ndarray,
                     zp: int, act_min: int, act_max: int) -> Records | None:
     """The record of every channel (``w_rows[c]``: the weights channel c sums), or None
@@ -82,26 +102,13 @@ def requant_records(bias: np.ndarray, w_rows: np.ndarray, mults: np.ndarray, shi
     constant = np.zeros(n, bool)
     constant_value = np.zeros(n, np.int64)
     for c in range(n):
-        a, b = int(lo[c]), int(hi[c])
-        m, s = int(mults[c]), int(shifts[c])
-        if a < INT32_MIN or b > INT32_MAX or m < 0:
+        got = channel_record(int(lo[c]), int(hi[c]), int(bias[c]), int(mults[c]), int(shifts[c]), zp,
+                             act_min, act_max)
+        if got is None:
             return None
-        left = max(s, 0)
-        if max(-a, b) << left <= INT32_MAX:  # no wrap: TFLM's output is monotonic in acc
-            first = _tflm_out(a, m, s, zp, act_min, act_max)
-            if first == _tflm_out(b, m, s, zp, act_min, act_max):
-                values[c] = _constant_record(first, zp)
-                constant[c] = True
-                constant_value[c] = first
-                continue
-        rs = -s
-        if rs < 1 or a < -(1 << 30) or b >= (1 << 30):
-            return None
-        round_zp = (1 << (rs - 1)) + zp * (1 << rs)
-        h_lo, h_hi = quant.srdhm(a, m), quant.srdhm(b, m)
-        if h_lo + round_zp - 1 < INT32_MIN or h_hi + round_zp > INT32_MAX:
-            return None
-        values[c] = [int(bias[c]), m, rs, round_zp]
+        values[c], value = got
+        if value is not None:
+            constant[c], constant_value[c] = True, value
     return Records(values.astype(np.int32), constant, constant_value)
 
 
@@ -129,13 +136,18 @@ def depth4(depth: int) -> int:
     return (depth + 3) // 4 * 4
 
 
-def pack_conv(w_rows: np.ndarray) -> np.ndarray:
-    """te_conv_fast.h's filter: output channels in pairs (an odd last one paired with zeros),
-    depth padded with zeros to a multiple of 4; per pair, per group of 4 depth d..d+3, the
-    int16 words [A(o0) A(o1) B(o0) B(o1)] with A = (w[d], w[d+2]), B = (w[d+1], w[d+3])."""
+def pack_conv(w_rows: np.ndarray, k_h: int = 1) -> np.ndarray:
+    """te_conv_fast.h's filter: output channels in pairs (an odd last one paired with zeros);
+    each channel's weights as k_h filter rows, each zero-padded to a multiple of 4; per pair,
+    per group of 4 depth d..d+3, the int16 words [A(o0) A(o1) B(o0) B(o1)] with
+    A = (w[d], w[d+2]), B = (w[d+1], w[d+3])."""
     n, depth = w_rows.shape
+    row = depth // k_h
+    rows = np.zeros((n, k_h, depth4(row)), np.int64)
+    rows[:, :, :row] = w_rows.reshape(n, k_h, row)
+    w_rows = rows.reshape(n, -1)
     pairs = (n + 1) // 2
-    w = _sxtb16_order(_pad(w_rows, 2 * pairs, depth4(depth)))  # [2P][G][2 (A,B)][2]
+    w = _sxtb16_order(_pad(w_rows, 2 * pairs, w_rows.shape[1]))  # [2P][G][2 (A,B)][2]
     w = w.reshape(pairs, 2, -1, 2, 2).transpose(0, 2, 3, 1, 4)  # [P][G][A,B][o0,o1][2]
     return w.reshape(-1).astype(np.int16)
 

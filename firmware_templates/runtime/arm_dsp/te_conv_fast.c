@@ -20,47 +20,62 @@
 #include "te_dsp.h"
 #include "te_requant.h"
 
-/* Widen n bytes of src into slot (0: first pixel, 1: second) of the interleaved
- * patch xb, zero-filling the last group past n. */
-static void te_widen(int32_t *xb, const int8_t *src, int32_t n, int32_t slot)
+/* Widen n >= 1 bytes of src into the patch words from dst on (a pixel's slot
+ * of the interleaved patch): whole groups, then the last 1..3 bytes
+ * zero-padded to a group. Returns where the next group goes. */
+static inline TE_ALWAYS_INLINE int32_t *te_widen_row(int32_t *dst, const int8_t *src, int32_t n)
 {
-    int32_t *dst = xb + slot;
-    int32_t i;
-    for (i = 0; i + 4 <= n; i += 4, dst += 4) {
-        const int32_t v = te_load32(src + i);
-        dst[0] = te_sxtb16(v);
-        dst[2] = te_sxtb16_ror8(v);
-    }
-    if (i < n) {
+    dst = te_widen_groups(dst, src, n >> 2);
+    if (n & 3) {
         uint8_t tail[4] = { 0, 0, 0, 0 };
-        memcpy(tail, src + i, (size_t)(n - i));
-        {
-            const int32_t v = te_load32(tail);
-            dst[0] = te_sxtb16(v);
-            dst[2] = te_sxtb16_ror8(v);
-        }
+        memcpy(tail, src + (n & ~3), (size_t)(n & 3));
+        dst = te_widen_groups(dst, (const int8_t *)tail, 1);
     }
+    return dst;
 }
 
-/* Widen output pixel number `pixel` (raster order within the image) into slot. */
+/* Widen output pixel number `pixel` (raster order within the image) into slot
+ * (0 or 1) of the interleaved patch xb: filter row by filter row, straight
+ * from the input where the row lies inside it, else from a row gathered into
+ * rowbuf with the input zero point at the padding taps. */
 static void te_load_pixel(const te_conv_fast_params_t *p, const int8_t *image, int32_t pixel, int32_t *xb,
-                          int32_t slot, int8_t *patch, int pointwise)
+                          int32_t slot, int8_t *rowbuf, int pointwise)
 {
     const te_window_t *win = &p->win;
-    const int32_t oy = pixel / win->out_w;
-    const int32_t ox = pixel - oy * win->out_w;
+    const int32_t in_c = win->in_c, in_w = win->in_w;
+    const int32_t oy = pixel / win->out_w, ox = pixel - oy * win->out_w;
+    const int32_t iy0 = oy * win->stride_h - win->pad_top, ix0 = ox * win->stride_w - win->pad_left;
+    int32_t *dst = xb + slot;
+    int inside_w;
+    int32_t ky;
     if (pointwise) {
-        const int8_t *src = image + ((size_t)(oy * win->stride_h) * (size_t)win->in_w +
-                                     (size_t)(ox * win->stride_w)) * (size_t)win->in_c;
-        te_widen(xb, src, win->in_c, slot);
-    } else {
-        te_window_patch(win, image, oy, ox, (int8_t)p->input_zero_point, patch);
-        te_widen(xb, patch, p->depth, slot);
+        te_widen_row(dst, image + ((size_t)iy0 * (size_t)in_w + (size_t)ix0) * (size_t)in_c, in_c);
+        return;
+    }
+    inside_w = win->dil_w == 1 && ix0 >= 0 && ix0 + win->k_w - 1 < in_w;
+    for (ky = 0; ky < win->k_h; ++ky) {
+        const int32_t iy = iy0 + ky * win->dil_h;
+        const int8_t *src = rowbuf;
+        if (inside_w && iy >= 0 && iy < win->in_h) {
+            src = image + ((size_t)iy * (size_t)in_w + (size_t)ix0) * (size_t)in_c;
+        } else {
+            int32_t kx;
+            for (kx = 0; kx < win->k_w; ++kx) {
+                const int32_t ix = ix0 + kx * win->dil_w;
+                if (iy < 0 || iy >= win->in_h || ix < 0 || ix >= in_w) {
+                    memset(rowbuf + kx * in_c, (int8_t)p->input_zero_point, (size_t)in_c);
+                } else {
+                    memcpy(rowbuf + kx * in_c, image + ((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)in_c,
+                           (size_t)in_c);
+                }
+            }
+        }
+        dst = te_widen_row(dst, src, p->row);
     }
 }
 
 /* full: the clamp is the whole int8 range (one SSAT). two: the second pixel exists. */
-static inline __attribute__((always_inline)) void te_channels(const te_conv_fast_params_t *p,
+static inline TE_ALWAYS_INLINE void te_channels(const te_conv_fast_params_t *p,
                                                               const int32_t *xb, const int16_t *filter,
                                                               int8_t *out0, int two, int full)
 {
@@ -87,7 +102,7 @@ static inline __attribute__((always_inline)) void te_channels(const te_conv_fast
     }
 }
 
-static inline __attribute__((always_inline)) void te_conv_fast_run(const te_conv_fast_params_t *p,
+static inline TE_ALWAYS_INLINE void te_conv_fast_run(const te_conv_fast_params_t *p,
                                                                     const int8_t *input, const int16_t *filter,
                                                                     int8_t *output, int8_t *scratch,
                                                                     int pointwise, int full)
@@ -95,16 +110,16 @@ static inline __attribute__((always_inline)) void te_conv_fast_run(const te_conv
     const int32_t pixels = p->win.out_h * p->win.out_w;
     const size_t in_image = (size_t)p->win.in_h * (size_t)p->win.in_w * (size_t)p->win.in_c;
     int32_t *xb = (int32_t *)(void *)scratch;
-    int8_t *patch = scratch + 4 * p->depth4;
+    int8_t *rowbuf = scratch + 4 * p->depth4;
     int32_t b;
     for (b = 0; b < p->win.batches; ++b) {
         const int8_t *image = input + (size_t)b * in_image;
         int32_t px;
         for (px = 0; px < pixels; px += 2, output += 2 * p->out_c) {
             const int two = px + 1 < pixels;
-            te_load_pixel(p, image, px, xb, 0, patch, pointwise);
+            te_load_pixel(p, image, px, xb, 0, rowbuf, pointwise);
             if (two) {
-                te_load_pixel(p, image, px + 1, xb, 1, patch, pointwise);
+                te_load_pixel(p, image, px + 1, xb, 1, rowbuf, pointwise);
             }
             if (p->constants != NULL) {
                 memcpy(output, p->constants, (size_t)p->out_c);
@@ -121,7 +136,7 @@ static inline __attribute__((always_inline)) void te_conv_fast_run(const te_conv
     }
 }
 
-static inline __attribute__((always_inline)) void te_conv_fast_pick(const te_conv_fast_params_t *p,
+static inline TE_ALWAYS_INLINE void te_conv_fast_pick(const te_conv_fast_params_t *p,
                                                                      const int8_t *input, const int16_t *filter,
                                                                      int8_t *output, int8_t *scratch,
                                                                      int pointwise)

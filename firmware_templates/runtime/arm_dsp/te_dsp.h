@@ -83,30 +83,64 @@ static inline void te_mac_2x2(const int32_t *x, const int32_t *w, int32_t n, int
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
     int32_t x0, x1, w0, w1;
+    /* an odd group first, then two groups per pass */
+#define TE_MAC_2X2_GROUP                                     \
+    "ldrd %[x0], %[x1], [%[x]], #8\n\t"                      \
+    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                      \
+    "smlad %[a00], %[x0], %[w0], %[a00]\n\t"                 \
+    "smlad %[a01], %[x0], %[w1], %[a01]\n\t"                 \
+    "smlad %[a10], %[x1], %[w0], %[a10]\n\t"                 \
+    "smlad %[a11], %[x1], %[w1], %[a11]\n\t"                 \
+    "ldrd %[x0], %[x1], [%[x]], #8\n\t"                      \
+    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                      \
+    "smlad %[a00], %[x0], %[w0], %[a00]\n\t"                 \
+    "smlad %[a01], %[x0], %[w1], %[a01]\n\t"                 \
+    "smlad %[a10], %[x1], %[w0], %[a10]\n\t"                 \
+    "smlad %[a11], %[x1], %[w1], %[a11]\n\t"
     __asm__ volatile(
+        "lsrs %[n], %[n], #1\n\t" /* C: n was odd; Z: no pair of groups */
+        "bcc 2f\n\t"
+        TE_MAC_2X2_GROUP
+        "2:\n\t"
+        "beq 3f\n\t"
         "1:\n\t"
-        "ldrd %[x0], %[x1], [%[x]], #8\n\t"
-        "ldrd %[w0], %[w1], [%[w]], #8\n\t"
-        "smlad %[a00], %[x0], %[w0], %[a00]\n\t"
-        "smlad %[a01], %[x0], %[w1], %[a01]\n\t"
-        "smlad %[a10], %[x1], %[w0], %[a10]\n\t"
-        "smlad %[a11], %[x1], %[w1], %[a11]\n\t"
-        "ldrd %[x0], %[x1], [%[x]], #8\n\t"
-        "ldrd %[w0], %[w1], [%[w]], #8\n\t"
-        "smlad %[a00], %[x0], %[w0], %[a00]\n\t"
-        "smlad %[a01], %[x0], %[w1], %[a01]\n\t"
-        "smlad %[a10], %[x1], %[w0], %[a10]\n\t"
-        "smlad %[a11], %[x1], %[w1], %[a11]\n\t"
+        TE_MAC_2X2_GROUP
+        TE_MAC_2X2_GROUP
         "subs %[n], %[n], #1\n\t"
-        "bne 1b"
+        "bne 1b\n\t"
+        "3:"
         : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(x), [w] "+r"(w),
           [n] "+r"(n), [x0] "=&r"(x0), [x1] "=&r"(x1), [w0] "=&r"(w0), [w1] "=&r"(w1)
         :
         : "cc", "memory");
+#undef TE_MAC_2X2_GROUP
     acc[0] = a00;
     acc[1] = a01;
     acc[2] = a10;
     acc[3] = a11;
+}
+
+/* Widen n groups of 4 bytes of src (any alignment) into the words dst[0]
+ * = (src[0], src[2]), dst[2] = (src[1], src[3]), the next group 4 words on
+ * (one pixel's slot of te_conv_fast's interleaved patch). Returns dst after. */
+static inline int32_t *te_widen_groups(int32_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t v, b;
+    __asm__ volatile(
+        "cbz %[n], 2f\n\t"
+        "1:\n\t"
+        "ldr %[v], [%[src]], #4\n\t"
+        "sxtb16 %[b], %[v], ror #8\n\t"
+        "sxtb16 %[v], %[v]\n\t"
+        "str %[v], [%[dst]], #8\n\t"
+        "str %[b], [%[dst]], #8\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        "2:"
+        : [dst] "+r"(dst), [src] "+r"(src), [n] "+l"(n), [v] "=&r"(v), [b] "=&r"(b)
+        :
+        : "cc", "memory");
+    return dst;
 }
 
 /* The 4-channel tap loop of te_dw_fast: over n >= 1 taps, 4 input bytes at
@@ -133,6 +167,43 @@ static inline void te_dw_mac4(const uintptr_t *tab, uintptr_t add, const int32_t
         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [tab] "+r"(tab), [w] "+r"(w),
           [n] "+r"(n), [o] "=&r"(o), [x] "=&r"(x), [x13] "=&r"(x13), [w0] "=&r"(w0), [w1] "=&r"(w1)
         : [add] "r"(add)
+        : "cc", "memory");
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* The 4-unit loop of te_fc_fast: over n >= 1 groups of 4 input bytes x
+ * (any alignment), widened to A = (x[d], x[d+2]), B = (x[d+1], x[d+3]), and
+ * per unit k the weight words w = [A(k) B(k)]:
+ *   acc[k] += SMLAD(A, A(k)) + SMLAD(B, B(k)). */
+static inline void te_fc_mac4(const int8_t *x, const int32_t *w, int32_t n, int32_t acc[4])
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t xa, xb, w0, w1;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldr %[xa], [%[x]], #4\n\t"
+        "sxtb16 %[xb], %[xa], ror #8\n\t"
+        "sxtb16 %[xa], %[xa]\n\t"
+        "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+        "smlad %[a0], %[xa], %[w0], %[a0]\n\t"
+        "smlad %[a0], %[xb], %[w1], %[a0]\n\t"
+        "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+        "smlad %[a1], %[xa], %[w0], %[a1]\n\t"
+        "smlad %[a1], %[xb], %[w1], %[a1]\n\t"
+        "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+        "smlad %[a2], %[xa], %[w0], %[a2]\n\t"
+        "smlad %[a2], %[xb], %[w1], %[a2]\n\t"
+        "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+        "smlad %[a3], %[xa], %[w0], %[a3]\n\t"
+        "smlad %[a3], %[xb], %[w1], %[a3]\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w),
+          [n] "+r"(n), [xa] "=&r"(xa), [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1)
+        :
         : "cc", "memory");
     acc[0] = a0;
     acc[1] = a1;
@@ -203,6 +274,29 @@ static inline void te_dw_mac4(const uintptr_t *tab, uintptr_t add, const int32_t
         acc[2] = te_smlatt(x02, w[0], acc[2]);
         acc[1] = te_smlabb(x13, w[1], acc[1]);
         acc[3] = te_smlatt(x13, w[1], acc[3]);
+    }
+}
+
+static inline int32_t *te_widen_groups(int32_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t g;
+    for (g = 0; g < n; ++g, src += 4, dst += 4) {
+        const int32_t v = te_load32(src);
+        dst[0] = te_sxtb16(v);
+        dst[2] = te_sxtb16_ror8(v);
+    }
+    return dst;
+}
+
+static inline void te_fc_mac4(const int8_t *x, const int32_t *w, int32_t n, int32_t acc[4])
+{
+    int32_t g, k;
+    for (g = 0; g < n; ++g, x += 4) {
+        const int32_t v = te_load32(x);
+        const int32_t xa = te_sxtb16(v), xb = te_sxtb16_ror8(v);
+        for (k = 0; k < 4; ++k, w += 2) {
+            acc[k] = te_smlad(xb, w[1], te_smlad(xa, w[0], acc[k]));
+        }
     }
 }
 

@@ -20,7 +20,7 @@
 #include "te_dsp.h"
 #include "te_requant.h"
 
-static inline __attribute__((always_inline)) void te_dw_fast_run(const te_dw_fast_params_t *p,
+static inline TE_ALWAYS_INLINE void te_dw_fast_run(const te_dw_fast_params_t *p,
                                                                   const int8_t *input, const int16_t *filter,
                                                                   int8_t *output, int8_t *scratch, int full)
 {
