@@ -974,7 +974,8 @@ def test_activation_range() -> None:
 
 # ---------------------------------------------------------------- the C compiles cleanly everywhere
 
-KERNEL_SOURCES = ("te_fully_connected.c", "te_conv.c", "te_depthwise.c", "te_pool.c")
+KERNEL_SOURCES = ("te_fully_connected.c", "te_conv.c", "te_depthwise.c", "te_pool.c", "te_conv_fast.c", "te_dw_fast.c",
+                  "te_window.c")
 TARGETS = {
     "host": ["gcc"],
     "cortex-m4f": ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],

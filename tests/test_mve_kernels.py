@@ -1,13 +1,14 @@
 """The Helium (mve) kernel set's own kernels: which ops take them, and that the suites
 that check them reach every path.
 
-The mve lowering (tinyedge/ops/conv.py, fully_connected.py, elementwise.py) sends
-FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D with channel multiplier 1 and int8
-ADD / SUB to kernels with their own constant layouts (runtime te_blocked.h,
-te_binary_lut.h). Exactness against TFLM is checked
+The mve lowering (tinyedge/ops/conv.py, fully_connected.py) sends FULLY_CONNECTED,
+CONV_2D and DEPTHWISE_CONV_2D with channel multiplier 1 to kernels with their own
+constant layouts (runtime te_blocked.h); int8 ADD / SUB take te_add_fast_s8, as for
+the dsp set, which arm_mve/te_add_fast.c implements with Helium. Exactness against
+TFLM is checked
 - on the host, for the portable reference of those kernels reading the same
   layouts (conftest.HOST_KERNEL_VARIANTS "mve-portable-impl": tests/test_kernels_conv_fc.py,
-  tests/test_models_host.py, and the ADD / SUB families below);
+  tests/test_models_host.py);
 - in QEMU on the Cortex-M55 (mps3-an547), for the Helium code itself:
   tests/test_qemu_conv_fc.py (the single-op suite, with crafted requantization
   ties), tests/test_kernels_misc.py test_add_sub_requantize_on_device,
@@ -16,48 +17,43 @@ te_binary_lut.h). Exactness against TFLM is checked
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 
-from conftest import host_network, shared_model
+from conftest import shared_model
 from test_kernels_conv_fc import model_cache, single_op_models, single_op_suite  # noqa: F401 (fixtures)
-from test_kernels_misc import _samples, add16_ops, add_ops, build_ops
-from test_ops_sub import sub_ops
 from tinyedge.boards import load_board
 from tinyedge.compiler import CompiledNetwork, compile
-from tinyedge.model import load_model, read_model
-from tinyedge.oracle import Oracle
+from tinyedge.model import load_model
+from tinyedge.ops.conv import geometry
 
 M55 = load_board("mps3-an547")
 BLOCKED = {"FULLY_CONNECTED": "te_fully_connected_blocked_s8(", "CONV_2D": "te_conv2d_blocked_s8(",
            "DEPTHWISE_CONV_2D": "te_depthwise_blocked_s8("}
 
 
-def _calls(net: CompiledNetwork) -> list[tuple[str, str, dict[str, object]]]:
-    return [(lo.op.opcode, lo.lowered.call, lo.lowered.params) for lo in net.ops]
+def _calls(net: CompiledNetwork) -> list[tuple[str, str]]:
+    return [(lo.op.opcode, lo.lowered.call) for lo in net.ops]
 
 
 @pytest.mark.parametrize("model_name", ["kws_ref_model", "vww_96_int8", "pretrainedResnet_quant", "ad01_int8"])
 def test_mve_lowering_takes_the_helium_kernels(model_name: str) -> None:
     """On the M55 (auto = mve) every conv / FC / depthwise / int8 ADD of the shared models calls
-    a kernel with an arm_mve implementation; forced portable or dsp, none does."""
+    a kernel with an arm_mve implementation; forced portable or dsp, no blocked kernel."""
     graph = load_model(shared_model(model_name))
     net = compile(graph, M55)
     assert net.kernels == "mve"
     seen = 0
-    for opcode, call, _ in _calls(net):
+    for opcode, call in _calls(net):
         if opcode in BLOCKED:
             assert call.startswith(BLOCKED[opcode]), call
             seen += 1
         if opcode == "ADD":
-            assert call.startswith("te_add_lut_s8("), call
+            assert call.startswith("te_add_fast_s8("), call
             seen += 1
     assert seen >= 4
     for kernels in ("portable", "dsp"):
-        calls = [call for _, call, _ in _calls(compile(graph, M55, kernels=kernels))]
-        assert not any("_blocked_s8(" in c or "_lut_s8(" in c for c in calls), kernels
+        calls = [call for _, call in _calls(compile(graph, M55, kernels=kernels))]
+        assert not any("_blocked_s8(" in c for c in calls), kernels
 
 
 def test_single_op_suite_reaches_every_blocked_path(single_op_models: dict[str, bytes]) -> None:  # noqa: F811
@@ -69,28 +65,29 @@ def test_single_op_suite_reaches_every_blocked_path(single_op_models: dict[str, 
     one pixel or two per pass (and a last odd pixel)."""
     net = compile(single_op_suite(single_op_models).merged(), M55)
     seen: set[str] = set()
-    for opcode, call, p in _calls(net):
+    for lo in net.ops:
+        opcode, call, p = lo.op.opcode, lo.lowered.call, lo.lowered.params
         if opcode == "DEPTHWISE_CONV_2D" and call.startswith(BLOCKED[opcode]):
-            c, out_w = int(str(p["channels"])), int(str(p["out_w"]))
+            g = geometry(lo.op, net.graph, depthwise=True)
             seen.add("dw flat" if p["flat"] else "dw blocks")
-            if p["flat"] and out_w * c % 16:
+            if p["flat"] and g.out_w * g.in_c % 16:
                 seen.add("dw flat partial")
-            if not p["flat"] and c % 16:
+            if not p["flat"] and g.in_c % 16:
                 seen.add("dw blocks partial")
             if not p["pair_taps"]:
                 seen.add("dw single taps")
-            if int(str(p["dil_h"])) > 1:
+            if g.dil_h > 1:
                 seen.add("dw dilation")
-            if int(str(p["stride_h"])) > int(str(p["k_h"])):
+            if g.stride_h > g.k_h:
                 seen.add("dw rows skipped")
         if opcode == "CONV_2D":
+            g = geometry(lo.op, net.graph, depthwise=False)
             seen.add("conv direct" if p["direct"] else "conv patch")
-            depth = int(str(p["k_h"])) * int(str(p["k_w"])) * int(str(p["in_c"]))
-            pixels = int(str(p["out_h"])) * int(str(p["out_w"]))
+            depth, pixels = g.k_h * g.k_w * g.in_c, g.out_h * g.out_w
             pairs = depth > 64 and pixels > 1  # arm_mve: two pixels per pass from 65 bytes on
             if depth % 16:
                 seen.add("conv pairs depth tail" if pairs else "conv depth tail")
-            if int(str(p["out_c"])) % 4:
+            if g.out_c % 4:
                 seen.add("conv pairs rows tail" if pairs else "conv rows tail")
             if pairs and pixels % 2:
                 seen.add("conv pairs odd pixel")
@@ -100,24 +97,3 @@ def test_single_op_suite_reaches_every_blocked_path(single_op_models: dict[str, 
                     "dw dilation", "dw rows skipped", "conv direct", "conv patch", "conv depth tail",
                     "conv rows tail", "conv pairs depth tail", "conv pairs rows tail", "conv pairs odd pixel",
                     "fc rows tail"}, seen
-
-
-def test_add_sub_tables_bit_exact_on_host(tmp_path: Path) -> None:
-    """int8 ADD and SUB as the mve lowering emits them (te_add_lut_s8 / te_sub_lut_s8), on the
-    portable reference of the table kernels: every broadcast pattern of the ADD / SUB families
-    (and the int16 ones, which keep te_elementwise.c) against TFLM."""
-    rng = np.random.default_rng(9)
-    ops = add_ops(rng) + add16_ops(rng) + sub_ops(rng)
-    data = build_ops(ops)
-    graph = read_model(data, "add-sub")
-    host = host_network(graph, tmp_path, "mve-portable-impl")
-    calls = [lo.lowered.call for lo in host.net.ops]
-    assert sum(c.startswith(("te_add_lut_s8(", "te_sub_lut_s8(")) for c in calls) > 30
-    samples = _samples(graph, rng, n=4)
-    oracle = Oracle(data)
-    checked = 0
-    for sample, got in zip(samples, host.run_many(samples), strict=True):
-        for j, (o, w) in enumerate(zip(got, oracle.run(sample), strict=True)):
-            assert np.array_equal(o, w), f"output {j} differs from TFLM"
-            checked += o.size
-    assert checked > 10_000

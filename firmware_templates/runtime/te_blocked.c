@@ -58,31 +58,25 @@ void te_fully_connected_blocked_s8(const te_fc_blocked_params_t *p, const int8_t
 void te_conv2d_blocked_s8(const te_conv2d_blocked_params_t *p, const int8_t *input,
                           const int8_t *filter, const int32_t *rq, int8_t *output, int8_t *scratch)
 {
-    const int32_t depth = p->k_h * p->k_w * p->in_c;
-    const int32_t chunks = (depth + TE_BLOCK_CHUNK - 1) / TE_BLOCK_CHUNK;
-    const size_t in_image = (size_t)p->in_h * (size_t)p->in_w * (size_t)p->in_c;
-    int32_t b, oy, ox, oc, ky, kx, ic;
+    const te_window_t *win = &p->win;
+    const int32_t in_c = win->in_c, taps = win->k_h * win->k_w;
+    const int32_t chunks = (taps * in_c + TE_BLOCK_CHUNK - 1) / TE_BLOCK_CHUNK;
+    const size_t in_image = (size_t)win->in_h * (size_t)win->in_w * (size_t)in_c;
+    int32_t b, oy, ox, oc, t, ic;
     (void)scratch; /* the vector variant gathers patches there */
-    for (b = 0; b < p->batches; ++b) {
+    for (b = 0; b < win->batches; ++b) {
         const int8_t *image = input + (size_t)b * in_image;
-        for (oy = 0; oy < p->out_h; ++oy) {
-            for (ox = 0; ox < p->out_w; ++ox) {
+        for (oy = 0; oy < win->out_h; ++oy) {
+            for (ox = 0; ox < win->out_w; ++ox) {
                 for (oc = 0; oc < p->out_c; ++oc) {
                     const int32_t *e = rq + (size_t)(oc / TE_BLOCK_ROWS) * TE_RQ4_WORDS;
                     int32_t acc = e[TE_RQ4_BIAS + oc % TE_BLOCK_ROWS];
-                    for (ky = 0; ky < p->k_h; ++ky) {
-                        const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
-                        for (kx = 0; kx < p->k_w; ++kx) {
-                            const int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
-                            const int32_t d0 = (ky * p->k_w + kx) * p->in_c;
-                            const int8_t *px = (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w)
-                                                   ? NULL
-                                                   : image + ((size_t)iy * (size_t)p->in_w + (size_t)ix) *
-                                                                 (size_t)p->in_c;
-                            for (ic = 0; ic < p->in_c; ++ic) {
-                                const int32_t x = px != NULL ? px[ic] : p->input_zero_point;
-                                acc += x * te_blocked_w(filter, chunks, oc, d0 + ic);
-                            }
+                    for (t = 0; t < taps; ++t) {
+                        const int32_t pix = te_window_tap(win, oy, ox, t);
+                        const int8_t *px = pix < 0 ? NULL : image + (size_t)pix * (size_t)in_c;
+                        for (ic = 0; ic < in_c; ++ic) {
+                            const int32_t x = px != NULL ? px[ic] : p->input_zero_point;
+                            acc += x * te_blocked_w(filter, chunks, oc, t * in_c + ic);
                         }
                     }
                     *output++ = te_blocked_requant(e, oc % TE_BLOCK_ROWS, acc, p->output_offset,
@@ -106,14 +100,15 @@ void te_depthwise_blocked_s8(const te_dw_blocked_params_t *p, const int8_t *inpu
                              const int8_t *filter, const int32_t *rq, int8_t *output,
                              int8_t *scratch)
 {
-    const int32_t C = p->channels, taps = p->k_h * p->k_w;
-    const size_t in_image = (size_t)p->in_h * (size_t)p->in_w * (size_t)C;
-    int32_t b, oy, ox, c, ky, kx;
+    const te_window_t *win = &p->win;
+    const int32_t C = win->in_c, taps = win->k_h * win->k_w;
+    const size_t in_image = (size_t)win->in_h * (size_t)win->in_w * (size_t)C;
+    int32_t b, oy, ox, c, t;
     (void)scratch; /* the vector variant keeps zero-point-padded input rows there */
-    for (b = 0; b < p->batches; ++b) {
+    for (b = 0; b < win->batches; ++b) {
         const int8_t *image = input + (size_t)b * in_image;
-        for (oy = 0; oy < p->out_h; ++oy) {
-            for (ox = 0; ox < p->out_w; ++ox) {
+        for (oy = 0; oy < win->out_h; ++oy) {
+            for (ox = 0; ox < win->out_w; ++ox) {
                 for (c = 0; c < C; ++c) {
                     /* a flat block's lane c holds channel c (any lane l with l % C == c would do) */
                     const int32_t g = p->flat ? 0 : c / TE_DW_LANES;
@@ -122,16 +117,10 @@ void te_depthwise_blocked_s8(const te_dw_blocked_params_t *p, const int8_t *inpu
                     int32_t k;
                     const int32_t *e = te_dw_rq(rq, g, l, &k);
                     int32_t acc = e[TE_RQ4_BIAS + k];
-                    for (ky = 0; ky < p->k_h; ++ky) {
-                        const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
-                        for (kx = 0; kx < p->k_w; ++kx, w += TE_DW_LANES) {
-                            const int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
-                            const int32_t x =
-                                (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w)
-                                    ? p->input_zero_point
-                                    : image[((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)C + (size_t)c];
-                            acc += x * (int32_t)*w;
-                        }
+                    for (t = 0; t < taps; ++t, w += TE_DW_LANES) {
+                        const int32_t pix = te_window_tap(win, oy, ox, t);
+                        const int32_t x = pix < 0 ? p->input_zero_point : image[(size_t)pix * (size_t)C + (size_t)c];
+                        acc += x * (int32_t)*w;
                     }
                     *output++ = te_blocked_requant(e, k, acc, p->output_offset, p->act_min, p->act_max);
                 }

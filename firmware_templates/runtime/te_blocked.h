@@ -24,6 +24,8 @@
 
 #include <stdint.h>
 
+#include "te_window.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -59,16 +61,11 @@ void te_fully_connected_blocked_s8(const te_fc_blocked_params_t *p, const int8_t
                                    const int8_t *filter, const int32_t *rq, int8_t *output);
 
 typedef struct {
-    int32_t batches;
-    int32_t in_h, in_w, in_c;
-    int32_t out_h, out_w, out_c;
-    int32_t k_h, k_w;
-    int32_t stride_h, stride_w;
-    int32_t dil_h, dil_w;
-    int32_t pad_top, pad_left;
+    te_window_t win;           /* geometry: k_h x k_w taps, stride, dilation, padding */
     int32_t input_zero_point;  /* what a padding tap reads */
     int32_t output_offset;
     int32_t act_min, act_max;
+    int32_t out_c;
     int32_t direct;            /* 1: 1x1 kernel, no padding: a patch is one input pixel */
 } te_conv2d_blocked_params_t;
 
@@ -102,13 +99,7 @@ void te_conv2d_blocked_s8(const te_conv2d_blocked_params_t *p, const int8_t *inp
 #define TE_DW_LANE(s, k) (4 * (k) + ((s) == 1 ? 2 : (s) == 2 ? 1 : (s)))
 
 typedef struct {
-    int32_t batches;
-    int32_t in_h, in_w, channels;
-    int32_t out_h, out_w;
-    int32_t k_h, k_w;
-    int32_t stride_h, stride_w;
-    int32_t dil_h, dil_w;
-    int32_t pad_top, pad_left;
+    te_window_t win;           /* geometry; channels = win.in_c (multiplier 1) */
     int32_t input_zero_point;  /* what a padding tap reads */
     int32_t output_offset;
     int32_t act_min, act_max;

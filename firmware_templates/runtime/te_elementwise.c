@@ -33,6 +33,14 @@
 
 #include "te_common.h"
 
+/* One rescaled input: (q + offset) << left_shift, times mult * 2^shift. */
+static int32_t te_binary_scaled_in(int32_t q, int32_t offset, int32_t left_shift, int32_t mult,
+                                   int32_t shift)
+{
+    const int32_t shifted = (int32_t)((uint32_t)(q + offset) << left_shift);
+    return te_mul_by_quantized_mult_smaller_than_one(shifted, mult, shift);
+}
+
 /* One output element from its two inputs; sign is +1 (ADD) or -1 (SUB). The
  * result lies in [act_min, act_max], which the host keeps inside the type. */
 static int32_t te_binary_one(const te_add_params_t *p, int32_t q1, int32_t q2, int32_t sign)
@@ -41,7 +49,10 @@ static int32_t te_binary_one(const te_add_params_t *p, int32_t q1, int32_t q2, i
                                            p->in1_shift);
     const int32_t x2 = te_binary_scaled_in(q2, p->in2_offset, p->left_shift, p->in2_mult,
                                            p->in2_shift);
-    return te_binary_out(p, sign > 0 ? x1 + x2 : x1 - x2);
+    const int32_t raw = sign > 0 ? x1 + x2 : x1 - x2;
+    const int32_t s = te_mul_by_quantized_mult_smaller_than_one(raw, p->out_mult, p->out_shift)
+                      + p->out_offset;
+    return te_clamp_s32(s, p->act_min, p->act_max);
 }
 
 /* The kernels differ only in their element type, so each is one instance of

@@ -8,7 +8,6 @@
 #include <stdint.h>
 
 #include "te_broadcast.h"
-#include "te_common.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,25 +26,6 @@ typedef struct {
     int32_t act_min, act_max;
     te_bcast_t walk;     /* the output as rows (one row of every element for equal shapes) */
 } te_add_params_t;
-
-/* The steps of te_elementwise.c's recipe that the table-driven kernels
- * (te_binary_lut.h) share. One rescaled input:
- * MultiplyByQuantizedMultiplierSmallerThanOneExp((q + offset) << left_shift). */
-static inline int32_t te_binary_scaled_in(int32_t q, int32_t offset, int32_t left_shift, int32_t mult,
-                                          int32_t shift)
-{
-    const int32_t shifted = (int32_t)((uint32_t)(q + offset) << left_shift);
-    return te_mul_by_quantized_mult_smaller_than_one(shifted, mult, shift);
-}
-
-/* The output from the sum (ADD) or difference (SUB) of the rescaled inputs,
- * clamped to [act_min, act_max] (which the host keeps inside the type). */
-static inline int32_t te_binary_out(const te_add_params_t *p, int32_t raw)
-{
-    const int32_t s = te_mul_by_quantized_mult_smaller_than_one(raw, p->out_mult, p->out_shift)
-                      + p->out_offset;
-    return te_clamp_s32(s, p->act_min, p->act_max);
-}
 
 void te_add_s8(const te_add_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 void te_add_s16(const te_add_params_t *p, const int16_t *in1, const int16_t *in2, int16_t *out);

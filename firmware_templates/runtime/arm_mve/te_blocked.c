@@ -47,33 +47,33 @@ void te_fully_connected_blocked_s8(const te_fc_blocked_params_t *p, const int8_t
 static void cv_patch(const te_conv2d_blocked_params_t *p, const int8_t *image, int32_t oy, int32_t ox,
                      int8_t *patch)
 {
-    const int32_t in_c = p->in_c;
-    const int32_t iy0 = oy * p->stride_h - p->pad_top;
-    const int32_t ix0 = ox * p->stride_w - p->pad_left;
-    const int32_t run = p->k_w * in_c;
-    const size_t in_row = (size_t)p->in_w * (size_t)in_c;
+    const int32_t in_c = p->win.in_c;
+    const int32_t iy0 = oy * p->win.stride_h - p->win.pad_top;
+    const int32_t ix0 = ox * p->win.stride_w - p->win.pad_left;
+    const int32_t run = p->win.k_w * in_c;
+    const size_t in_row = (size_t)p->win.in_w * (size_t)in_c;
     const int8_t pad = (int8_t)p->input_zero_point;
     int32_t ky, kx;
-    if (p->dil_w == 1 && ix0 >= 0 && ix0 + p->k_w <= p->in_w && iy0 >= 0 &&
-        iy0 + (p->k_h - 1) * p->dil_h < p->in_h) {
+    if (p->win.dil_w == 1 && ix0 >= 0 && ix0 + p->win.k_w <= p->win.in_w && iy0 >= 0 &&
+        iy0 + (p->win.k_h - 1) * p->win.dil_h < p->win.in_h) {
         /* the whole window inside: k_h contiguous runs */
         const int8_t *src = image + (size_t)iy0 * in_row + (size_t)ix0 * (size_t)in_c;
-        const size_t step = (size_t)p->dil_h * in_row;
-        for (ky = 0; ky < p->k_h; ++ky, patch += run, src += step) {
+        const size_t step = (size_t)p->win.dil_h * in_row;
+        for (ky = 0; ky < p->win.k_h; ++ky, patch += run, src += step) {
             te_mve_copy(patch, src, run);
         }
         return;
     }
-    for (ky = 0; ky < p->k_h; ++ky, patch += run) {
-        const int32_t iy = iy0 + ky * p->dil_h;
+    for (ky = 0; ky < p->win.k_h; ++ky, patch += run) {
+        const int32_t iy = iy0 + ky * p->win.dil_h;
         const int8_t *src = image + (size_t)iy * in_row;
-        if (iy < 0 || iy >= p->in_h) {
+        if (iy < 0 || iy >= p->win.in_h) {
             te_mve_fill(patch, pad, run);
             continue;
         }
-        for (kx = 0; kx < p->k_w; ++kx) {
-            const int32_t ix = ix0 + kx * p->dil_w;
-            if (ix < 0 || ix >= p->in_w) {
+        for (kx = 0; kx < p->win.k_w; ++kx) {
+            const int32_t ix = ix0 + kx * p->win.dil_w;
+            if (ix < 0 || ix >= p->win.in_w) {
                 te_mve_fill(patch + kx * in_c, pad, in_c);
             } else {
                 te_mve_copy(patch + kx * in_c, src + (size_t)ix * (size_t)in_c, in_c);
@@ -172,10 +172,10 @@ static void cv_gemv2(const int8_t *x0, const int8_t *x1, int32_t depth, const in
 static const int8_t *cv_patch_of(const te_conv2d_blocked_params_t *p, const int8_t *image, int32_t pix,
                                  int8_t *buf)
 {
-    const int32_t oy = pix / p->out_w, ox = pix % p->out_w;
+    const int32_t oy = pix / p->win.out_w, ox = pix % p->win.out_w;
     if (p->direct) {
-        return image + ((size_t)(oy * p->stride_h) * (size_t)p->in_w + (size_t)(ox * p->stride_w)) *
-                           (size_t)p->in_c;
+        return image + ((size_t)(oy * p->win.stride_h) * (size_t)p->win.in_w + (size_t)(ox * p->win.stride_w)) *
+                           (size_t)p->win.in_c;
     }
     cv_patch(p, image, oy, ox, buf);
     return buf;
@@ -184,12 +184,12 @@ static const int8_t *cv_patch_of(const te_conv2d_blocked_params_t *p, const int8
 void te_conv2d_blocked_s8(const te_conv2d_blocked_params_t *p, const int8_t *input,
                           const int8_t *filter, const int32_t *rq, int8_t *output, int8_t *scratch)
 {
-    const int32_t depth = p->k_h * p->k_w * p->in_c;
-    const int32_t pixels = p->out_h * p->out_w;
-    const size_t in_image = (size_t)p->in_h * (size_t)p->in_w * (size_t)p->in_c;
+    const int32_t depth = p->win.k_h * p->win.k_w * p->win.in_c;
+    const int32_t pixels = p->win.out_h * p->win.out_w;
+    const size_t in_image = (size_t)p->win.in_h * (size_t)p->win.in_w * (size_t)p->win.in_c;
     const int32x4_t lo = vdupq_n_s32(p->act_min), hi = vdupq_n_s32(p->act_max);
     int32_t b, pix;
-    for (b = 0; b < p->batches; ++b) {
+    for (b = 0; b < p->win.batches; ++b) {
         const int8_t *image = input + (size_t)b * in_image;
         /* two pixels per pass pay off once the depth outweighs the per-block overhead (measured:
          * 64 bytes run faster one pixel at a time, 144 two at a time) */
@@ -323,11 +323,11 @@ void te_depthwise_blocked_s8(const te_dw_blocked_params_t *p, const int8_t *inpu
                              const int8_t *filter, const int32_t *rq, int8_t *output,
                              int8_t *scratch)
 {
-    const int32_t C = p->channels, in_w = p->in_w, in_h = p->in_h;
-    const int32_t taps = p->k_h * p->k_w;
-    const int32_t span_h = (p->k_h - 1) * p->dil_h + 1;   /* input rows one output row reads */
+    const int32_t C = p->win.in_c, in_w = p->win.in_w, in_h = p->win.in_h;
+    const int32_t taps = p->win.k_h * p->win.k_w;
+    const int32_t span_h = (p->win.k_h - 1) * p->win.dil_h + 1;   /* input rows one output row reads */
     const int32_t row_bytes = p->span_w * C;               /* one zero-point-padded row */
-    const int32_t copy_w = TE_MIN(in_w, p->span_w - p->pad_left);
+    const int32_t copy_w = TE_MIN(in_w, p->span_w - p->win.pad_left);
     const int32_t blocks = (C + TE_DW_LANES - 1) / TE_DW_LANES;
     const size_t in_image = (size_t)in_h * (size_t)in_w * (size_t)C;
     /* scratch: tap pointers, ring tags, the zero-point row, the ring (te_blocked.h) */
@@ -343,43 +343,43 @@ void te_depthwise_blocked_s8(const te_dw_blocked_params_t *p, const int8_t *inpu
     k.act_min = p->act_min;
     k.act_max = p->act_max;
     te_mve_fill(zp_row, (int8_t)p->input_zero_point, row_bytes * (span_h + 1));
-    for (b = 0; b < p->batches; ++b) {
+    for (b = 0; b < p->win.batches; ++b) {
         const int8_t *image = input + (size_t)b * in_image;
         for (s = 0; s < span_h; ++s) {
             tag[s] = -1; /* no input row in ring slot s yet */
         }
-        for (oy = 0; oy < p->out_h; ++oy) {
-            const int32_t iy0 = oy * p->stride_h - p->pad_top;
+        for (oy = 0; oy < p->win.out_h; ++oy) {
+            const int32_t iy0 = oy * p->win.stride_h - p->win.pad_top;
             int32_t ky, kx, t = 0;
-            for (ky = 0; ky < p->k_h; ++ky) {
-                const int32_t iy = iy0 + ky * p->dil_h;
+            for (ky = 0; ky < p->win.k_h; ++ky) {
+                const int32_t iy = iy0 + ky * p->win.dil_h;
                 const int8_t *row = zp_row;
                 if (iy >= 0 && iy < in_h) {
                     /* the span_h rows of one output row have distinct slots iy % span_h */
                     s = iy % span_h;
                     row = ring + s * row_bytes;
                     if (tag[s] != iy) {
-                        te_mve_copy(ring + s * row_bytes + p->pad_left * C,
+                        te_mve_copy(ring + s * row_bytes + p->win.pad_left * C,
                                     image + (size_t)iy * (size_t)in_w * (size_t)C, copy_w * C);
                         tag[s] = iy;
                     }
                 }
-                for (kx = 0; kx < p->k_w; ++kx) {
-                    tap[t++] = row + kx * p->dil_w * C;
+                for (kx = 0; kx < p->win.k_w; ++kx) {
+                    tap[t++] = row + kx * p->win.dil_w * C;
                 }
             }
             if (p->flat) {
                 /* 16 consecutive bytes of the output row; output byte j reads row byte j + tap */
-                const int32_t n = p->out_w * C;
+                const int32_t n = p->win.out_w * C;
                 int32_t j;
                 for (j = 0; j < n; j += TE_DW_LANES) {
                     dw_block(tap, j, filter, &k, rq, output + j, n - j);
                 }
                 output += n;
             } else {
-                const int32_t xstep = p->stride_w * C;
+                const int32_t xstep = p->win.stride_w * C;
                 int32_t ox, g;
-                for (ox = 0; ox < p->out_w; ++ox, output += C) {
+                for (ox = 0; ox < p->win.out_w; ++ox, output += C) {
                     for (g = 0; g < blocks; ++g) {
                         dw_block(tap, ox * xstep + TE_DW_LANES * g, filter + (size_t)g * (size_t)taps * TE_DW_LANES,
                                  &k, rq + (size_t)(4 * g) * TE_RQ4_WORDS, output + TE_DW_LANES * g, C - TE_DW_LANES * g);
