@@ -38,11 +38,14 @@ def require_tool(tool: str) -> None:
 # Host builds of the kernel sets (tinyedge/kernels.py), by test id: (the set the network
 # is lowered for, whose kernel files it is built with). "dsp" runs the arm_dsp kernels
 # with arm_dsp/te_dsp.h's emulated intrinsics; "dsp-portable-impl" runs the portable
-# reference of every kernel (and constant layout) the dsp lowering chose.
+# reference of every kernel (and constant layout) the dsp lowering chose, and
+# "mve-portable-impl" that of the mve lowering's (the Helium kernels themselves run
+# only in QEMU on the M55: tests/test_qemu_conv_fc.py, tests/test_qemu_board_models.py).
 HOST_KERNEL_VARIANTS: dict[str, tuple[str, str]] = {
     "portable": ("portable", "portable"),
     "dsp": ("dsp", "dsp"),
     "dsp-portable-impl": ("dsp", "portable"),
+    "mve-portable-impl": ("mve", "portable"),
 }
 
 

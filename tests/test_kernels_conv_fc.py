@@ -83,6 +83,23 @@ EXTRA_CASES: tuple[KerasCase, ...] = (
     KerasCase("te_dw_5x5_s2", ((11, 9, 10),), "L.DepthwiseConv2D(5, strides=2)(x)", ("DEPTHWISE_CONV_2D",)),
     KerasCase("te_dw_nobias_16", ((6, 7, 16),), "L.DepthwiseConv2D(3, padding='same', use_bias=False)(x)",
               ("DEPTHWISE_CONV_2D",)),
+    # DEPTHWISE_CONV_2D on the Helium kernel (te_blocked.h, 16 lanes per block): channels dividing 16
+    # with stride 1 (the lanes run along the output row, the last block partial), 24 channels with
+    # stride 2 (a partial 16-channel block), dilation, a stride larger than the kernel (input rows skipped)
+    KerasCase("te_dw_c8_row", ((7, 9, 8),), "L.DepthwiseConv2D(3, padding='same')(x)", ("DEPTHWISE_CONV_2D",)),
+    KerasCase("te_dw_c4_row", ((6, 5, 4),), "L.DepthwiseConv2D(3, padding='same')(x)", ("DEPTHWISE_CONV_2D",)),
+    KerasCase("te_dw_c2_row", ((6, 11, 2),), "L.DepthwiseConv2D(3, padding='same')(x)", ("DEPTHWISE_CONV_2D",)),
+    KerasCase("te_dw_c1_row", ((5, 7, 1),), "L.DepthwiseConv2D(3, padding='same')(x)", ("DEPTHWISE_CONV_2D",)),
+    KerasCase("te_dw_c24_s2", ((9, 8, 24),), "L.DepthwiseConv2D(3, strides=2, padding='same')(x)",
+              ("DEPTHWISE_CONV_2D",)),
+    KerasCase("te_dw_dil2", ((10, 9, 20),), "L.DepthwiseConv2D(3, dilation_rate=2, padding='same')(x)",
+              ("DEPTHWISE_CONV_2D",)),
+    KerasCase("te_dw_2x2_s3", ((10, 11, 6),), "L.DepthwiseConv2D(2, strides=3)(x)", ("DEPTHWISE_CONV_2D",)),
+    # CONV_2D: dilation; a 1x1 kernel whose depth (24) is not a multiple of 16; two pixels at a time
+    # (depth > 64: 81, a last partial chunk, 7 output channels, an odd number of pixels)
+    KerasCase("te_conv_deep_odd", ((7, 5, 9),), "L.Conv2D(7, 3, padding='same')(x)", ("CONV_2D",)),
+    KerasCase("te_conv_dil2", ((9, 10, 6),), "L.Conv2D(5, 3, dilation_rate=2, padding='same')(x)", ("CONV_2D",)),
+    KerasCase("te_conv_1x1_c24", ((5, 6, 24),), "L.Conv2D(6, 1)(x)", ("CONV_2D",)),
     # deep accumulations with one output pixel: test_requantization_is_tflm_double_rounding
     # crafts inputs that hit chosen accumulators in them
     KerasCase("te_dense_deep_pc", ((1024,),), "L.Dense(8)(x)", ("FULLY_CONNECTED",)),
@@ -187,6 +204,19 @@ def with_output_scale(data: bytes, factor: float) -> bytes:
 
     sg = tflite.Model.GetRootAsModel(data, 0).Subgraphs(0)
     return with_tensor_scale(data, int(sg.Outputs(0)), factor)
+
+
+def with_weight(data: bytes, op_index: int, position: int, value: int) -> bytes:
+    """``data`` with element ``position`` (flat) of op ``op_index``'s filter (input 1) set to ``value``."""
+    import tflite
+
+    buf = bytearray(data)
+    model = tflite.Model.GetRootAsModel(buf, 0)
+    tensor = model.Subgraphs(0).Tensors(model.Subgraphs(0).Operators(op_index).Inputs(1))
+    tab = model.Buffers(tensor.Buffer())._tab
+    pos = tab.Vector(tab.Offset(4))  # Buffer field 0: data (vector of ubyte)
+    struct.pack_into("<b", buf, pos + position, value)
+    return bytes(buf)
 
 
 def with_depth_multiplier(data: bytes, op_index: int, value: int) -> bytes:
@@ -328,6 +358,12 @@ def _patched_models(models: dict[str, bytes]) -> dict[str, bytes]:
         g = read_model(models[name], name)
         factor = max(_reals(g, g.operators[0])) / 3.0
         out[f"{name}->multiplier>1"] = with_output_scale(models[name], factor)
+    # weights of -128 (the converter keeps them in [-127, 127]) at taps 0 and 1 of one channel:
+    # the Helium depthwise kernel then stops adding two taps' int16 products before widening
+    # them (2 * (-128 * -128) overflows int16); the inputs at -128 reach that product
+    for name, channels in (("te_dw_21ch", 21), ("te_dw_c8_row", 8)):
+        data = with_weight(models[name], 0, 5, -128)
+        out[f"{name}->weights-128"] = with_weight(data, 0, channels + 5, -128)
     return out
 
 
@@ -938,7 +974,8 @@ def test_activation_range() -> None:
 
 # ---------------------------------------------------------------- the C compiles cleanly everywhere
 
-KERNEL_SOURCES = ("te_fully_connected.c", "te_conv.c", "te_depthwise.c", "te_pool.c")
+KERNEL_SOURCES = ("te_fully_connected.c", "te_conv.c", "te_depthwise.c", "te_pool.c", "te_conv_fast.c", "te_dw_fast.c",
+                  "te_window.c")
 TARGETS = {
     "host": ["gcc"],
     "cortex-m4f": ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],

@@ -40,7 +40,7 @@ import numpy as np
 import pytest
 
 import keras_models
-from conftest import require_tool, shared_model
+from conftest import HOST_KERNEL_VARIANTS, host_network, require_tool, shared_model
 from tinyedge.codegen.lower import check_graph
 from tinyedge.hostrun import HostNetwork
 from tinyedge.model import Graph, load_model, read_model
@@ -288,10 +288,11 @@ class Result:
 
 def run_and_compare(model: bytes, workdir: Path, rng: np.random.Generator,
                     labels: Sequence[str] | None = None,
-                    samples: list[list[np.ndarray]] | None = None) -> Result:
-    """Generate + compile the model for the host, run every sample, compare with the oracle."""
+                    samples: list[list[np.ndarray]] | None = None, variant: str = "portable") -> Result:
+    """Generate + compile the model for the host (one of conftest.HOST_KERNEL_VARIANTS), run
+    every sample, compare with the oracle."""
     g = read_model(model, "<test>")
-    host = HostNetwork(g, workdir)
+    host = host_network(g, workdir, variant)
     oracle = Oracle(model)
     samples = samples if samples is not None else _samples(g, rng)
     got = host.run_many(samples)
@@ -594,6 +595,21 @@ def family_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Result
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_family_bit_exact(family: str, family_results: dict[str, Result]) -> None:
     res = family_results[family]
+    assert not res.mismatches, "not bit-exact with the oracle:\n" + "\n".join(res.mismatches)
+    assert res.checked > 500
+
+
+@pytest.mark.parametrize("variant", sorted(v for v in HOST_KERNEL_VARIANTS if v != "portable"))
+def test_add_family_bit_exact_other_kernels(variant: str, tmp_path: Path) -> None:
+    """The ADD family with the kernel sets whose lowering takes the tables of te_add_fast.h
+    for int8 (and the portable reference of that kernel)."""
+    from tinyedge.compiler import compile
+
+    model = build_ops(_family_ops("ADD"))
+    g = read_model(model, "add-family")
+    calls = [lo.lowered.call for lo in compile(g, kernels=HOST_KERNEL_VARIANTS[variant][0]).ops]
+    assert sum("te_add_fast_s8" in c for c in calls) >= 10, calls
+    res = run_and_compare(model, tmp_path, np.random.default_rng(2025), variant=variant)
     assert not res.mismatches, "not bit-exact with the oracle:\n" + "\n".join(res.mismatches)
     assert res.checked > 500
 

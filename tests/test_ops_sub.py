@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 
 import keras_models
-from conftest import require_tool
+from conftest import HOST_KERNEL_VARIANTS, require_tool
 from keras_models import ASYM, KerasCase
 from test_kernels_misc import (ACT, Op, Options, T, _schema, add_multipliers_f32, binary_recipe, build_ops,
                                random_broadcast_shapes, run_and_compare, x86_add_vector)
@@ -245,7 +245,8 @@ def test_sub_family_bit_exact(sub_family: dict[str, Any]) -> None:
     assert res.checked > 100_000
 
 
-def test_witnesses_tflm_and_ours(tmp_path: Path) -> None:
+@pytest.mark.parametrize("variant", sorted(HOST_KERNEL_VARIANTS))
+def test_witnesses_tflm_and_ours(variant: str, tmp_path: Path) -> None:
     """TFLM takes the subtraction recipe with the double Prepare at every witness (at every
     position: no blocks), not the float32 Prepare, not ADD-with-a-negated-multiplier, not a
     vector block; ours gives TFLM's bytes on all 65536 pairs of every witness configuration."""
@@ -260,7 +261,7 @@ def test_witnesses_tflm_and_ours(tmp_path: Path) -> None:
         for name, out in (("grid", grid[at: at + 1]), ("row of 37", row), ("scalar - row", bc1),
                           ("row - scalar", bc2)):
             assert (out == ref).all(), f"{w} {name}: TFLM {out.tolist()}, subtraction recipe {ref}"
-    res = run_and_compare(model, tmp_path, np.random.default_rng(0), samples=[feeds])
+    res = run_and_compare(model, tmp_path, np.random.default_rng(0), samples=[feeds], variant=variant)
     assert not res.mismatches, "\n".join(res.mismatches)
     assert res.checked == len(ALL_WITNESSES) * (65536 + 37 + 19 + 19)
 

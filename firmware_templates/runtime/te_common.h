@@ -42,6 +42,13 @@ extern "C" {
 #define TE_INT8_MIN (-128)
 #define TE_INT8_MAX 127
 
+/* Inline a kernel's inner loop into each of its specialised callers (gcc/clang). */
+#if defined(__GNUC__)
+#define TE_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define TE_ALWAYS_INLINE
+#endif
+
 #define TE_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define TE_MAX(a, b) ((a) > (b) ? (a) : (b))
 
@@ -102,6 +109,20 @@ static inline int8_t te_sat_s8(int32_t x)
 {
     return (int8_t)te_clamp_s32(x, TE_INT8_MIN, TE_INT8_MAX);
 }
+
+/* One output channel of the fast kernels (te_conv_fast.h, te_dw_fast.h,
+ * te_fc_fast.h), computed on the host (tinyedge/ops/layout.py):
+ *   out = clamp(MultiplyByQuantizedMultiplier(acc, mult, -rshift) + zp)
+ * with acc = bias + the channel's sum of products (bias has the input
+ * zero-point term folded in). rshift >= 1. round_zp = 2^(rshift-1) +
+ * zp * 2^rshift lets a kernel do the rounding shift and add zp in one
+ * (arm_dsp/te_requant.h); the host checked that it cannot overflow. */
+typedef struct {
+    int32_t bias;
+    int32_t mult;
+    int32_t rshift;
+    int32_t round_zp;
+} te_chan_t;
 
 #ifdef __cplusplus
 }

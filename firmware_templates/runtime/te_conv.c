@@ -26,32 +26,7 @@
 
 #include "te_common.h"
 #include "te_dot.h"
-
-/* Gather the receptive field of output pixel (oy, ox) into patch, in filter
- * order [k_h][k_w][in_c]; taps outside the input get the input zero point. */
-static void te_conv_patch(const te_conv2d_params_t *p, const int8_t *image, int32_t oy, int32_t ox,
-                          int8_t *patch)
-{
-    const int32_t in_c = p->in_c;
-    const int32_t iy0 = oy * p->stride_h - p->pad_top;
-    const int32_t ix0 = ox * p->stride_w - p->pad_left;
-    const int8_t pad = (int8_t)p->input_zero_point;
-    int32_t ky;
-    for (ky = 0; ky < p->k_h; ++ky) {
-        const int32_t iy = iy0 + ky * p->dil_h;
-        int32_t kx;
-        for (kx = 0; kx < p->k_w; ++kx) {
-            const int32_t ix = ix0 + kx * p->dil_w;
-            if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
-                memset(patch, pad, (size_t)in_c);
-            } else {
-                memcpy(patch, image + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)in_c,
-                       (size_t)in_c);
-            }
-            patch += in_c;
-        }
-    }
-}
+#include "te_window.h"
 
 static inline int8_t te_conv_requant(const te_conv2d_params_t *p, int32_t oc, int32_t acc)
 {
@@ -63,23 +38,24 @@ static inline int8_t te_conv_requant(const te_conv2d_params_t *p, int32_t oc, in
 void te_conv2d_s8(const te_conv2d_params_t *p, const int8_t *input, const int8_t *filter,
                   const int32_t *bias, int8_t *output, int8_t *scratch)
 {
-    const int32_t depth = p->k_h * p->k_w * p->in_c;
-    const size_t in_image = (size_t)p->in_h * (size_t)p->in_w * (size_t)p->in_c;
+    const te_window_t *win = &p->win;
+    const int32_t depth = win->k_h * win->k_w * win->in_c;
+    const size_t in_image = (size_t)win->in_h * (size_t)win->in_w * (size_t)win->in_c;
     int32_t b;
-    for (b = 0; b < p->batches; ++b) {
+    for (b = 0; b < win->batches; ++b) {
         const int8_t *image = input + (size_t)b * in_image;
         int32_t oy;
-        for (oy = 0; oy < p->out_h; ++oy) {
+        for (oy = 0; oy < win->out_h; ++oy) {
             int32_t ox;
-            for (ox = 0; ox < p->out_w; ++ox) {
+            for (ox = 0; ox < win->out_w; ++ox) {
                 const int8_t *patch;
                 const int8_t *w = filter;
                 int32_t oc;
                 if (p->direct) {
-                    patch = image + ((size_t)(oy * p->stride_h) * (size_t)p->in_w +
-                                     (size_t)(ox * p->stride_w)) * (size_t)p->in_c;
+                    patch = image + ((size_t)(oy * win->stride_h) * (size_t)win->in_w +
+                                     (size_t)(ox * win->stride_w)) * (size_t)win->in_c;
                 } else {
-                    te_conv_patch(p, image, oy, ox, scratch);
+                    te_window_patch(win, image, oy, ox, (int8_t)p->input_zero_point, scratch);
                     patch = scratch;
                 }
                 for (oc = 0; oc + 4 <= p->out_c; oc += 4) {

@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "te_window.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -15,13 +17,8 @@ extern "C" {
 /* Every field is computed on the host (tinyedge/ops/conv.py). Tensors are
  * NHWC; the filter is OHWI [out_c][k_h][k_w][in_c] (the .tflite layout). */
 typedef struct {
-    int32_t batches;
-    int32_t in_h, in_w, in_c;
-    int32_t out_h, out_w, out_c;
-    int32_t k_h, k_w;
-    int32_t stride_h, stride_w;
-    int32_t dil_h, dil_w;
-    int32_t pad_top, pad_left; /* input rows/cols before the first one read */
+    te_window_t win;           /* geometry: k_h x k_w taps, stride, dilation, padding */
+    int32_t out_c;
     int32_t input_zero_point;  /* written into the patch for padding taps */
     int32_t output_offset;     /* output zero point */
     int32_t act_min, act_max;  /* fused activation clamp, in output quanta */

@@ -30,6 +30,7 @@
 
 #include "te_common.h"
 #include "te_dot.h"
+#include "te_window.h"
 
 
 /* Requantization constants, copied out of the params so that the compiler
@@ -65,12 +66,11 @@ void te_depthwise_conv_s8(const te_depthwise_params_t *p, const int8_t *input,
                           const int8_t *filter, const int32_t *bias, int8_t *output,
                           int8_t *scratch)
 {
-    const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c;
-    const int32_t out_h = p->out_h, out_w = p->out_w, out_c = p->out_c;
-    const int32_t k_h = p->k_h, k_w = p->k_w, taps = p->k_h * p->k_w;
+    const te_window_t *win = &p->win;
+    const int32_t in_c = win->in_c, out_c = p->out_c, taps = win->k_h * win->k_w;
     const int32_t depth_mult = p->depth_mult;
     const int32_t quads = depth_mult == 1 ? out_c / 4 * 4 : 0;
-    const size_t in_image = (size_t)in_h * (size_t)in_w * (size_t)in_c;
+    const size_t in_image = (size_t)win->in_h * (size_t)win->in_w * (size_t)in_c;
     const te_dw_requant_t rq = { p->mult, p->shift, p->per_channel, p->output_offset,
                                  p->act_min, p->act_max };
     /* scratch: tap pointers (8-byte slots), then a row of zero points */
@@ -78,26 +78,17 @@ void te_depthwise_conv_s8(const te_depthwise_params_t *p, const int8_t *input,
     int8_t *pad_row = scratch + 8 * taps;
     int32_t b;
     memset(pad_row, (int8_t)p->input_zero_point, (size_t)in_c);
-    for (b = 0; b < p->batches; ++b) {
+    for (b = 0; b < win->batches; ++b) {
         const int8_t *image = input + (size_t)b * in_image;
         int32_t oy;
-        for (oy = 0; oy < out_h; ++oy) {
-            const int32_t iy0 = oy * p->stride_h - p->pad_top;
+        for (oy = 0; oy < win->out_h; ++oy) {
             int32_t ox;
-            for (ox = 0; ox < out_w; ++ox) {
-                const int32_t ix0 = ox * p->stride_w - p->pad_left;
+            for (ox = 0; ox < win->out_w; ++ox) {
                 int32_t oc = 0;
-                int32_t ky;
-                int32_t t = 0;
-                for (ky = 0; ky < k_h; ++ky) {
-                    const int32_t iy = iy0 + ky * p->dil_h;
-                    int32_t kx;
-                    for (kx = 0; kx < k_w; ++kx, ++t) {
-                        const int32_t ix = ix0 + kx * p->dil_w;
-                        tap[t] = (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w)
-                                     ? pad_row
-                                     : image + ((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)in_c;
-                    }
+                int32_t t;
+                for (t = 0; t < taps; ++t) {
+                    const int32_t pixel = te_window_tap(win, oy, ox, t);
+                    tap[t] = pixel < 0 ? pad_row : image + (size_t)pixel * (size_t)in_c;
                 }
                 for (; oc < quads; oc += 4) {
                     int32_t acc[4];

@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "te_window.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -16,14 +18,9 @@ extern "C" {
  * NHWC; the filter keeps the .tflite layout [k_h][k_w][out_c]; output
  * channel oc reads input channel oc / depth_mult. */
 typedef struct {
-    int32_t batches;
-    int32_t in_h, in_w, in_c;
-    int32_t out_h, out_w, out_c; /* out_c = in_c * depth_mult */
+    te_window_t win;             /* geometry: k_h x k_w taps, stride, dilation, padding */
+    int32_t out_c;               /* in_c * depth_mult */
     int32_t depth_mult;
-    int32_t k_h, k_w;
-    int32_t stride_h, stride_w;
-    int32_t dil_h, dil_w;
-    int32_t pad_top, pad_left;
     int32_t input_zero_point;    /* what a padding tap reads */
     int32_t output_offset;       /* output zero point */
     int32_t act_min, act_max;

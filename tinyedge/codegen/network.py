@@ -81,9 +81,15 @@ def _op_blocks(net: CompiledNetwork) -> list[dict[str, Any]]:
         for c in low.consts:
             values = np.asarray(c.values)
             per_line = 16 if values.dtype.itemsize <= 2 else 8
+            if values.ndim == 2:  # an array of structs: one braced initializer per element
+                length = values.shape[0]
+                body = ",\n    ".join("{" + c_array_literal(row, row.size) + "}" for row in values)
+            else:
+                length = values.size
+                body = c_array_literal(values, per_line)
             consts.append({
-                "decl": f"static const {c.ctype} {c.name}[{values.size}]",
-                "body": c_array_literal(values, per_line),
+                "decl": f"static const {c.ctype} {c.name}[{length}]",
+                "body": body,
                 "comment": c.comment,
                 # word-aligned from 16 values on (4-byte loads), or what the kernel asks for
                 "align": max(c.align, 4 if values.size >= 16 else 0),

@@ -36,7 +36,7 @@ class ConstArray:
 
     name: str  # full C identifier, from ctx.name(...)
     ctype: str  # "int8_t", "int16_t", "int32_t", "uint8_t", "float", ...
-    values: np.ndarray  # emitted flattened, in C order
+    values: np.ndarray  # emitted flattened, in C order; 2-D: an array of structs (ctype), one row each
     comment: str = ""  # where the numbers come from
     align: int = 0  # byte alignment the kernel needs beyond the default (word-aligned from 16 values on)
 

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyedge import kernels as kernel_sets
 from tinyedge import quant
 from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, activation_name, register
+from tinyedge.ops import blocked, layout
 from tinyedge.ops.common import (
     activation_problems,
     bias_problems,
@@ -181,15 +183,46 @@ def check_conv_like(op: Operator, graph: Graph, depthwise: bool) -> list[str]:
 # ---- lowering ---------------------------------------------------------------------------
 
 
+def _operands(op: Operator, graph: Graph, depthwise: bool) -> tuple[Tensor, Tensor, Tensor, Geometry, bool,
+                                                                     list[float]]:
+    """input, filter, output, geometry, per-channel weights?, effective scales (one per output channel)."""
+    x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+    y = graph.tensor(op.outputs[0])
+    g = geometry(op, graph, depthwise)
+    assert w.quant is not None
+    reals = quant.conv_effective_scales(x.scale, w.quant.scale, y.scale, g.out_c)
+    return x, w, y, g, w.quant.per_channel, reals
+
+
+def _window(g: Geometry) -> str:
+    """The C initializer of a te_window_t (runtime/te_window.h)."""
+    fields = {"batches": g.batches, "in_h": g.in_h, "in_w": g.in_w, "in_c": g.in_c, "out_h": g.out_h,
+              "out_w": g.out_w, "k_h": g.k_h, "k_w": g.k_w, "stride_h": g.stride_h, "stride_w": g.stride_w,
+              "dil_h": g.dil_h, "dil_w": g.dil_w, "pad_top": g.pad_top, "pad_left": g.pad_left}
+    return "{" + ", ".join(f".{k} = {v}" for k, v in fields.items()) + "}"
+
+
 def _common_fields(g: Geometry, x: Tensor, y: Tensor, op: Operator) -> dict[str, object]:
     act_min, act_max = quant.activation_range(activation_name(op), y.scale, y.zero_point)
-    return {
-        "batches": g.batches, "in_h": g.in_h, "in_w": g.in_w, "in_c": g.in_c,
-        "out_h": g.out_h, "out_w": g.out_w, "out_c": g.out_c,
-        "k_h": g.k_h, "k_w": g.k_w, "stride_h": g.stride_h, "stride_w": g.stride_w,
-        "dil_h": g.dil_h, "dil_w": g.dil_w, "pad_top": g.pad_top, "pad_left": g.pad_left,
-        "output_offset": y.zero_point, "act_min": act_min, "act_max": act_max,
-    }
+    return {"win": _window(g), "input_zero_point": x.zero_point, "output_offset": y.zero_point,
+            "act_min": act_min, "act_max": act_max}
+
+
+def _records(op: Operator, graph: Graph, bias: np.ndarray, rows: np.ndarray) -> layout.Records | None:
+    """The fast kernels' per-channel records (tinyedge/ops/layout.py) of a conv-like op whose
+    channel c sums ``rows[c]``, or None when a channel cannot take their requantization."""
+    x, w, y = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
+    assert w.quant is not None
+    reals = quant.conv_effective_scales(x.scale, w.quant.scale, y.scale, len(rows))
+    mults, shifts = quant.quantize_multipliers(reals)
+    act_min, act_max = quant.activation_range(activation_name(op), y.scale, y.zero_point)
+    return layout.requant_records(bias, rows, mults, shifts, y.zero_point, act_min, act_max)
+
+
+def _records_const(ctx: LowerCtx, rec: layout.Records, rows: np.ndarray, zero_point: int) -> ConstArray:
+    return ConstArray(ctx.name("chan"), "te_chan_t", rec.values[rows],
+                      f"per channel: bias - input_zp ({zero_point}) * filter sum, Q31 multiplier, right shift, "
+                      "rounding + output zero point << shift (tinyedge/ops/layout.py)")
 
 
 def _describe(g: Geometry, op: Operator, per_channel: bool) -> str:
@@ -213,8 +246,65 @@ def conv_scratch_bytes(g: Geometry) -> tuple[bool, int]:
     return direct, 0 if direct else g.k_h * g.k_w * g.in_c
 
 
+def _lower_conv_fast(op: Operator, ctx: LowerCtx, g: Geometry) -> Lowered | None:
+    """te_conv1x1_fast_s8 / te_conv_fast_s8 (te_conv_fast.h) with int16 weights and
+    per-channel records, or None when a channel cannot take their requantization."""
+    graph = ctx.graph
+    x, w, y = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
+    assert w.quant is not None
+    rows = w.array().astype(np.int64).reshape(g.out_c, -1)  # OHWI: each channel's patch order
+    rec = _records(op, graph, folded_conv_bias(op, graph), rows)
+    if rec is None:
+        return None
+    live = rec.live()
+    padded = np.concatenate([live, live[-1:]]) if live.size % 2 else live
+    rows = np.where(rec.constant[:, None], 0, rows)  # a constant channel computed anyway reads zeros
+    pointwise = g.k_h == 1 and g.k_w == 1 and g.pad_top == 0 and g.pad_left == 0
+    n_const = g.out_c - live.size
+    f_name, i_name = ctx.name("filter"), ctx.name("index")
+    chan = _records_const(ctx, rec, padded, x.zero_point)
+    consts = [
+        ConstArray(f_name, "int16_t", layout.pack_conv(rows[live], g.k_h),
+                   f"filter of the {live.size} computed channels, int16, in channel pairs and groups of 4 "
+                   "depth values in SXTB16 order, each filter row zero-padded to 4s (te_conv_fast.h)", align=4),
+        chan,
+        ConstArray(i_name, "uint16_t", padded.astype(np.uint16), "output channel of each computed channel"),
+    ]
+    fields = _common_fields(g, x, y, op)
+    row = g.k_w * g.in_c
+    fields.update({"out_c": g.out_c, "row": row, "row4": layout.depth4(row), "depth4": g.k_h * layout.depth4(row),
+                   "live": int(live.size), "chan": chan.name, "index": i_name, "constants": "NULL"})
+    if n_const:
+        k_name = ctx.name("constants")
+        values = np.where(rec.constant, rec.constant_value, 0).astype(np.int8)
+        consts.append(ConstArray(k_name, "int8_t", values,
+                                 f"the {n_const} channels whose output is the same for every input "
+                                 "(proved on the host), by channel"))
+        fields["constants"] = k_name
+    kernel = "te_conv1x1_fast_s8" if pointwise else "te_conv_fast_s8"
+    scratch = 4 * g.k_h * layout.depth4(row) + (0 if pointwise else layout.depth4(row))
+    params_name = ctx.name("params")
+    dead = f", {n_const} constant channels not computed" if n_const else ""
+    return Lowered(
+        comment=f"CONV_2D {_describe(g, op, w.quant.per_channel)} ({kernel}{dead})",
+        call=f"{kernel}(&{params_name}, {ctx.ptr(op.inputs[0])}, {f_name}, {ctx.ptr(op.outputs[0])}, "
+             f"{ctx.scratch});",
+        params_type="te_conv_fast_params_t",
+        params=fields,
+        params_name=params_name,
+        consts=consts,
+        scratch_bytes=scratch,
+    )
+
+
 def lower_conv2d(op: Operator, ctx: LowerCtx) -> Lowered:
     graph = ctx.graph
+    if kernel_sets.searches(ctx.kernels, "arm_mve"):
+        return lower_conv2d_blocked(op, ctx)
+    if kernel_sets.searches(ctx.kernels, "arm_dsp"):
+        fast = _lower_conv_fast(op, ctx, geometry(op, graph, depthwise=False))
+        if fast is not None:
+            return fast
     x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
     y = graph.tensor(op.outputs[0])
     g = geometry(op, graph, depthwise=False)
@@ -232,7 +322,7 @@ def lower_conv2d(op: Operator, ctx: LowerCtx) -> Lowered:
     direct, scratch = conv_scratch_bytes(g)
     params_name = ctx.name("params")
     fields = _common_fields(g, x, y, op)
-    fields["input_zero_point"] = x.zero_point
+    fields["out_c"] = g.out_c
     fields["direct"] = 1 if direct else 0
     return Lowered(
         comment="CONV_2D " + _describe(g, op, per_channel),
@@ -259,8 +349,48 @@ def depthwise_scratch_bytes(g: Geometry) -> int:
     return 8 * g.k_h * g.k_w + g.in_c
 
 
+def _lower_depthwise_fast(op: Operator, ctx: LowerCtx, g: Geometry) -> Lowered | None:
+    """te_dw_fast_s8 (te_dw_fast.h, multiplier 1) with int16 weights and per-channel
+    records, or None when a channel cannot take its requantization."""
+    graph = ctx.graph
+    x, w, y = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
+    assert w.quant is not None
+    taps = w.array().astype(np.int64).reshape(-1, g.out_c)  # [k_h * k_w][channels]
+    rec = _records(op, graph, folded_depthwise_bias(op, graph), taps.T)
+    if rec is None:
+        return None
+    taps = np.where(rec.constant[None, :], 0, taps)  # a constant channel reads zero weights
+    f_name = ctx.name("filter")
+    chan = _records_const(ctx, rec, np.arange(g.out_c), x.zero_point)
+    consts = [
+        ConstArray(f_name, "int16_t", layout.pack_depthwise(taps),
+                   "filter, int16, in quads of channels per tap in SXTB16 order (te_dw_fast.h)", align=4),
+        chan,
+    ]
+    fields = _common_fields(g, x, y, op)
+    fields["chan"] = chan.name
+    params_name = ctx.name("params")
+    return Lowered(
+        comment=f"DEPTHWISE_CONV_2D x1 {_describe(g, op, w.quant.per_channel)} (te_dw_fast_s8)",
+        call=f"te_dw_fast_s8(&{params_name}, {ctx.ptr(op.inputs[0])}, {f_name}, {ctx.ptr(op.outputs[0])}, "
+             f"{ctx.scratch});",
+        params_type="te_dw_fast_params_t",
+        params=fields,
+        params_name=params_name,
+        consts=consts,
+        scratch_bytes=16 * g.k_h * g.k_w + g.in_c,
+    )
+
+
 def lower_depthwise(op: Operator, ctx: LowerCtx) -> Lowered:
     graph = ctx.graph
+    if kernel_sets.searches(ctx.kernels, "arm_mve") and depthwise_blocked_fits(op, graph):
+        return lower_depthwise_blocked(op, ctx)
+    if kernel_sets.searches(ctx.kernels, "arm_dsp") and graph.tensor(op.outputs[0]).shape[3] == \
+            graph.tensor(op.inputs[0]).shape[3]:
+        fast = _lower_depthwise_fast(op, ctx, geometry(op, graph, depthwise=True))
+        if fast is not None:
+            return fast
     x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
     y = graph.tensor(op.outputs[0])
     g = geometry(op, graph, depthwise=True)
@@ -277,7 +407,7 @@ def lower_depthwise(op: Operator, ctx: LowerCtx) -> Lowered:
     ]
     params_name = ctx.name("params")
     fields = _common_fields(g, x, y, op)
-    fields["input_zero_point"] = x.zero_point
+    fields["out_c"] = g.out_c
     fields["depth_mult"] = g.out_c // g.in_c
     return Lowered(
         comment=f"DEPTHWISE_CONV_2D x{g.out_c // g.in_c} " + _describe(g, op, per_channel),
@@ -289,6 +419,86 @@ def lower_depthwise(op: Operator, ctx: LowerCtx) -> Lowered:
         consts=consts + req_consts,
         scratch_bytes=depthwise_scratch_bytes(g),
     )
+
+
+# ---- blocked layouts (runtime te_blocked.h; the Helium kernels read them) ----------------
+
+
+def lower_conv2d_blocked(op: Operator, ctx: LowerCtx) -> Lowered:
+    """CONV_2D on te_conv2d_blocked_s8: weights in blocks of 4 output channels x 16-byte chunks."""
+    graph = ctx.graph
+    x, w, y, g, per_channel, reals = _operands(op, graph, depthwise=False)
+    f_name, r_name = ctx.name("filter"), ctx.name("rq")
+    depth = g.k_h * g.k_w * g.in_c
+    consts = [
+        ConstArray(f_name, "int8_t", blocked.row_blocks(w.array().reshape(g.out_c, depth)),
+                   f"filter OHWI [{g.out_c}][{depth}] in blocks of 4 output channels x 16-byte chunks "
+                   "(te_blocked.h)"),
+        ConstArray(r_name, "int32_t", blocked.rq4_table(folded_conv_bias(op, graph), reals, per_channel),
+                   f"per 4 output channels: bias - input_zp ({x.zero_point}) * sum of the filter, Q31 "
+                   "multiplier, left and right shift (te_blocked.h)", align=16),
+    ]
+    direct, patch = conv_scratch_bytes(g)
+    scratch = 2 * patch  # TE_CONV2D_BLOCKED_SCRATCH_BYTES: two output pixels' patches
+    fields = _common_fields(g, x, y, op)
+    fields["out_c"] = g.out_c
+    fields["direct"] = 1 if direct else 0
+    return _blocked_call(op, ctx, "te_conv2d_blocked_s8", "te_conv2d_blocked_params_t", fields, consts, scratch,
+                         "CONV_2D " + _describe(g, op, per_channel) + ", blocked weights")
+
+
+def _blocked_call(op: Operator, ctx: LowerCtx, kernel: str, params_type: str, fields: dict[str, object],
+                  consts: list[ConstArray], scratch: int, comment: str) -> Lowered:
+    """The call `kernel(&params, input, filter, rq, output, scratch)` of a te_blocked.h kernel (consts:
+    the filter, then the rq table)."""
+    params_name = ctx.name("params")
+    return Lowered(
+        comment=comment,
+        call=f"{kernel}(&{params_name}, {ctx.ptr(op.inputs[0])}, {consts[0].name}, {consts[1].name}, "
+             f"{ctx.ptr(op.outputs[0])}, {ctx.scratch if scratch else 'NULL'});",
+        params_type=params_type,
+        params=fields,
+        params_name=params_name,
+        consts=consts,
+        scratch_bytes=scratch,
+    )
+
+
+def depthwise_blocked_fits(op: Operator, graph: Graph) -> bool:
+    """te_depthwise_blocked_s8 takes channel multiplier 1 (and a sane number of taps)."""
+    g = geometry(op, graph, depthwise=True)
+    return g.out_c == g.in_c and g.k_h * g.k_w <= blocked.MAX_DW_TAPS
+
+
+def lower_depthwise_blocked(op: Operator, ctx: LowerCtx) -> Lowered:
+    """DEPTHWISE_CONV_2D (multiplier 1) on te_depthwise_blocked_s8: 16-lane blocks."""
+    graph = ctx.graph
+    x, w, y, g, per_channel, reals = _operands(op, graph, depthwise=True)
+    lanes = blocked.depthwise_lanes(g.out_c, g.stride_w)
+    taps = w.array().reshape(g.k_h * g.k_w, g.out_c)
+    span_w = (g.out_w - 1) * g.stride_w + (g.k_w - 1) * g.dil_w + 1
+    f_name, r_name = ctx.name("filter"), ctx.name("rq")
+    lane_text = ("16 consecutive output bytes per block (stride 1, channels dividing 16)" if lanes.flat
+              else "16 channels per block")
+    consts = [
+        ConstArray(f_name, "int8_t", blocked.depthwise_filter(taps, lanes),
+                   f"filter [{g.k_h}][{g.k_w}][{g.out_c}] as [block][tap][16 lanes]: {lane_text} (te_blocked.h)"),
+        ConstArray(r_name, "int32_t",
+                   blocked.rq4_table(folded_depthwise_bias(op, graph), reals, per_channel,
+                                     blocked.depthwise_rq_order(lanes)),
+                   f"per lane: bias - input_zp ({x.zero_point}) * sum of the taps, Q31 multiplier, left and "
+                   "right shift, lanes 0,4,8,12 / 2,6,10,14 / 1,5,9,13 / 3,7,11,15 (te_blocked.h)", align=16),
+    ]
+    fields = _common_fields(g, x, y, op)
+    fields["flat"] = 1 if lanes.flat else 0
+    # taps 2i and 2i+1 add in int16 unless both weights of a channel are -128 (then 2 * 128 * 128
+    # overflows; any other pair of int8 products fits)
+    pairs = taps[:taps.shape[0] // 2 * 2].reshape(-1, 2, g.out_c)
+    fields["pair_taps"] = 0 if bool(np.any((pairs == -128).all(axis=1))) else 1
+    fields["span_w"] = span_w
+    return _blocked_call(op, ctx, "te_depthwise_blocked_s8", "te_dw_blocked_params_t", fields, consts,
+                         blocked.depthwise_scratch_bytes(g.k_h, g.k_w, g.dil_h, span_w, g.out_c),
+                         "DEPTHWISE_CONV_2D x1 " + _describe(g, op, per_channel) + ", blocked weights")
 
 
 def conv2d_macs(op: Operator, graph: Graph) -> int:

@@ -35,8 +35,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyedge import kernels as kernel_sets
+from tinyedge import quant as quant_math
 from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, activation_name, register
+from tinyedge.ops import layout
 from tinyedge.ops.broadcast import MAX_DIMS, broadcast_shape
 from tinyedge.ops.common import bcast_walk, shape_str
 from tinyedge.quant import activation_range, quantize_multiplier
@@ -136,8 +139,63 @@ def _quant_params(op: Operator, g: Graph) -> tuple[dict[str, object], str]:
     return params, f"activation {act} [{act_min}, {act_max}]"
 
 
+def _rescaled_table(zero_point: int, left_shift: int, mult: int, shift: int) -> list[int]:
+    """TFLM's rescaled input for every int8 value q (q = -128..127): MultiplyByQuantizedMultiplier
+    SmallerThanOneExp((q - zero_point) << left_shift, mult, shift)."""
+    return [quant_math.mul_by_quantized_multiplier((q - zero_point) << left_shift, mult, shift)
+            for q in range(-128, 128)]
+
+
+def _lower_binary_fast(op: Operator, ctx: LowerCtx, sign: str) -> Lowered | None:
+    """int8 ADD / SUB as te_add_fast_s8 (te_add_fast.h): two tables of rescaled inputs and one
+    requantization record, or None when the record cannot reproduce TFLM's output."""
+    g = ctx.graph
+    a, b = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
+    y = g.tensor(op.outputs[0])
+    fields, act = _quant_params(op, g)
+    q = {k: int(v) for k, v in fields.items() if isinstance(v, (int, np.integer))}
+    t1 = _rescaled_table(a.zero_point, LEFT_SHIFT["int8"], q["in1_mult"], q["in1_shift"])
+    t2 = [(1 if sign == "+" else -1) * v for v in
+          _rescaled_table(b.zero_point, LEFT_SHIFT["int8"], q["in2_mult"], q["in2_shift"])]
+    got = layout.channel_record(min(t1) + min(t2), max(t1) + max(t2), 0, q["out_mult"], q["out_shift"],
+                                y.zero_point, q["act_min"], q["act_max"])
+    if got is None:
+        return None
+    record, constant = got
+    if constant is not None:  # the sum is then the record's bias 4v whatever the inputs
+        t1, t2, record[0] = [record[0]] * 256, [0] * 256, 0
+    consts: list[ConstArray] = []
+    p1 = _operand(ctx, a, "input1", consts)
+    p2 = _operand(ctx, b, "input2", consts)
+    n1, n2 = ctx.name("table1"), ctx.name("table2")
+    consts += [
+        ConstArray(n1, "int32_t", np.array(t1, np.int64),
+                   f"input 1 rescaled as TFLM does, for q = -128..127: ((q - {a.zero_point}) << 20) * "
+                   f"{q['in1_mult']} * 2^{q['in1_shift']} / 2^31"),
+        ConstArray(n2, "int32_t", np.array(t2, np.int64),
+                   f"input 2 rescaled likewise{', negated (SUB)' if sign == '-' else ''}"),
+    ]
+    pname = ctx.name("params")
+    how = "same shapes" if a.shape == b.shape else "broadcast"
+    return Lowered(
+        comment=f"{op.opcode} int8 {shape_str(a)} {sign} {shape_str(b)} -> {shape_str(y)} ({how}), {act} "
+                "(te_add_fast_s8)",
+        call=f"te_add_fast_s8(&{pname}, {p1}, {p2}, {ctx.ptr(op.outputs[0])});",
+        params_type="te_add_fast_params_t",
+        params={"table1": n1, "table2": n2, "output_offset": y.zero_point, "act_min": q["act_min"],
+                "act_max": q["act_max"], "out": "{" + ", ".join(str(v) for v in record) + "}",
+                "walk": bcast_walk(a.shape, b.shape)},
+        params_name=pname,
+        consts=consts,
+    )
+
+
 def _lower_binary(op: Operator, ctx: LowerCtx, kernel: str, sign: str) -> Lowered:
     g = ctx.graph
+    if g.tensor(op.outputs[0]).dtype == "int8" and kernel_sets.searches(ctx.kernels, "arm_dsp"):
+        fast = _lower_binary_fast(op, ctx, sign)
+        if fast is not None:
+            return fast
     a, b = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
     y = g.tensor(op.outputs[0])
     fn = f"{kernel}_{SUFFIX[y.dtype]}"

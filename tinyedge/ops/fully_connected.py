@@ -17,10 +17,14 @@ answer for. See firmware_templates/runtime/te_fully_connected.c.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from tinyedge import kernels as kernel_sets
 from tinyedge import quant
 from tinyedge.model.ir import Graph, Operator, Tensor
+from tinyedge.ops import blocked, layout
 from tinyedge.ops.base import ConstArray, LowerCtx, Lowered, OpSpec, activation_name, register
 from tinyedge.ops.common import (
     activation_problems,
@@ -100,18 +104,89 @@ def check_fc(op: Operator, graph: Graph) -> list[str]:
     return []
 
 
-def lower_fc(op: Operator, ctx: LowerCtx) -> Lowered:
+def _lower_fc_fast(op: Operator, ctx: LowerCtx) -> Lowered | None:
+    """te_fc_fast_s8 (te_fc_fast.h) with int16 weights and per-unit records, or None when
+    a unit cannot take its requantization."""
     graph = ctx.graph
+    x, w, y = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
+    assert w.quant is not None
+    units, depth = w.shape
+    rows = w.array().astype(np.int64)
+    mults, shifts = quant.quantize_multipliers(quant.conv_effective_scales(x.scale, w.quant.scale, y.scale, units))
+    act = activation_name(op)
+    act_min, act_max = quant.activation_range(act, y.scale, y.zero_point)
+    rec = layout.requant_records(_folded_bias(op, graph), rows, mults, shifts, y.zero_point, act_min, act_max)
+    if rec is None:
+        return None
+    rows = np.where(rec.constant[:, None], 0, rows)  # a constant unit reads zero weights
+    padded = np.concatenate([np.arange(units), np.full((-units) % 4, units - 1)])
+    f_name, c_name = ctx.name("filter"), ctx.name("chan")
+    consts = [
+        ConstArray(f_name, "int16_t", layout.pack_fc(rows),
+                   "weights, int16, in blocks of 4 units and groups of 4 depth values in SXTB16 order "
+                   "(te_fc_fast.h)", align=4),
+        ConstArray(c_name, "te_chan_t", rec.values[padded],
+                   f"per unit: bias - input_zp ({x.zero_point}) * row sum, Q31 multiplier, right shift, "
+                   "rounding + output zero point << shift (tinyedge/ops/layout.py)"),
+    ]
+    batches = x.size // depth
+    params_name = ctx.name("params")
+    return Lowered(
+        comment=(f"FULLY_CONNECTED {batches}x{depth} -> {batches}x{units}, "
+                 f"{'per-channel' if w.quant.per_channel else 'per-tensor'} weights, {act} (te_fc_fast_s8)"),
+        call=f"te_fc_fast_s8(&{params_name}, {ctx.ptr(op.inputs[0])}, {f_name}, {ctx.ptr(op.outputs[0])});",
+        params_type="te_fc_fast_params_t",
+        params={"batches": batches, "in_depth": depth, "depth4": layout.depth4(depth), "units": units,
+                "output_offset": y.zero_point, "act_min": act_min, "act_max": act_max, "chan": c_name},
+        params_name=params_name,
+        consts=consts,
+    )
+
+
+@dataclass(frozen=True)
+class _Fc:
+    """What both FULLY_CONNECTED lowerings derive from the operator."""
+
+    x: Tensor
+    w: Tensor
+    units: int
+    depth: int
+    per_channel: bool
+    reals: list[float]  # effective scales, one per unit
+    params: dict[str, object]  # the params fields both kernels take
+    comment: str
+
+
+def _fc(op: Operator, graph: Graph) -> _Fc:
     x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
     y = graph.tensor(op.outputs[0])
     assert w.quant is not None
     units, depth = w.shape
     batches = x.size // depth
-    per_channel = w.quant.per_channel
-    reals = quant.conv_effective_scales(x.scale, w.quant.scale, y.scale, units)
-    req_consts, req_fields = requant_consts(ctx, reals, per_channel)
     act = activation_name(op)
     act_min, act_max = quant.activation_range(act, y.scale, y.zero_point)
+    params: dict[str, object] = {
+        "batches": batches, "in_depth": depth, "out_depth": units,
+        "output_offset": y.zero_point, "act_min": act_min, "act_max": act_max,
+    }
+    keep = " keep_num_dims" if op.options.get("keep_num_dims") else ""
+    comment = (f"FULLY_CONNECTED {batches}x{depth} -> {batches}x{units}{keep}, "
+               f"{'per-channel' if w.quant.per_channel else 'per-tensor'} weights, {act}")
+    return _Fc(x, w, units, depth, w.quant.per_channel,
+               quant.conv_effective_scales(x.scale, w.quant.scale, y.scale, units), params, comment)
+
+
+def lower_fc(op: Operator, ctx: LowerCtx) -> Lowered:
+    if kernel_sets.searches(ctx.kernels, "arm_mve"):
+        return lower_fc_blocked(op, ctx)
+    if kernel_sets.searches(ctx.kernels, "arm_dsp"):
+        fast = _lower_fc_fast(op, ctx)
+        if fast is not None:
+            return fast
+    graph = ctx.graph
+    fc = _fc(op, graph)
+    x, w, units, depth = fc.x, fc.w, fc.units, fc.depth
+    req_consts, req_fields = requant_consts(ctx, fc.reals, fc.per_channel)
     f_name, b_name = ctx.name("filter"), ctx.name("bias")
     consts = [
         ConstArray(f_name, "int8_t", w.array().reshape(-1), f"weights [{units}][{depth}], as in the model"),
@@ -119,20 +194,38 @@ def lower_fc(op: Operator, ctx: LowerCtx) -> Lowered:
                    f"bias - input_zp ({x.zero_point}) * row sums of the weights"),
     ]
     params_name = ctx.name("params")
-    params: dict[str, object] = {
-        "batches": batches, "in_depth": depth, "out_depth": units,
-        "output_offset": y.zero_point, "act_min": act_min, "act_max": act_max,
-    }
-    keep = " keep_num_dims" if op.options.get("keep_num_dims") else ""
     return Lowered(
-        comment=(f"FULLY_CONNECTED {batches}x{depth} -> {batches}x{units}{keep}, "
-                 f"{'per-channel' if per_channel else 'per-tensor'} weights, {act}"),
+        comment=fc.comment,
         call=f"te_fully_connected_s8(&{params_name}, {ctx.ptr(op.inputs[0])}, {f_name}, {b_name}, "
              f"{ctx.ptr(op.outputs[0])});",
         params_type="te_fc_params_t",
-        params=params | req_fields,
+        params=fc.params | req_fields,
         params_name=params_name,
         consts=consts + req_consts,
+    )
+
+
+def lower_fc_blocked(op: Operator, ctx: LowerCtx) -> Lowered:
+    """FULLY_CONNECTED on te_fully_connected_blocked_s8: weights in blocks of 4 units x 16-byte chunks
+    (runtime te_blocked.h; the Helium kernel reads them)."""
+    fc = _fc(op, ctx.graph)
+    f_name, r_name = ctx.name("filter"), ctx.name("rq")
+    consts = [
+        ConstArray(f_name, "int8_t", blocked.row_blocks(fc.w.array()),
+                   f"weights [{fc.units}][{fc.depth}] in blocks of 4 units x 16-byte chunks (te_blocked.h)"),
+        ConstArray(r_name, "int32_t", blocked.rq4_table(_folded_bias(op, ctx.graph), fc.reals, fc.per_channel),
+                   f"per 4 units: bias - input_zp ({fc.x.zero_point}) * row sum, Q31 multiplier, left and right "
+                   "shift (te_blocked.h)", align=16),
+    ]
+    params_name = ctx.name("params")
+    return Lowered(
+        comment=fc.comment + ", blocked weights",
+        call=f"te_fully_connected_blocked_s8(&{params_name}, {ctx.ptr(op.inputs[0])}, {f_name}, "
+             f"{r_name}, {ctx.ptr(op.outputs[0])});",
+        params_type="te_fc_blocked_params_t",
+        params=fc.params,
+        params_name=params_name,
+        consts=consts,
     )
 
 
