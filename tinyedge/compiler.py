@@ -95,7 +95,8 @@ def compile(graph: Graph, board: Board | None = None, *, kernels: str = "auto", 
         ops.append(LoweredOp(op, spec, spec.lower(op, LowerCtx(graph, op, kset))))
     scratch = {lo.op.index: lo.lowered.scratch_bytes for lo in ops if lo.lowered.scratch_bytes}
     aliases = {lo.op.index for lo in ops if lo.spec.alias_input}
-    plan = plan_memory(graph, scratch, aliases)
+    inplace = {lo.op.index: (lo.lowered.inplace, lo.lowered.inplace_scratch) for lo in ops if lo.lowered.inplace}
+    plan = plan_memory(graph, scratch, aliases, inplace)
     macs = {op.index: (registry[op.opcode].macs(op, graph) if op.opcode in registry else 0)
             for op in graph.operators}
     return CompiledNetwork(graph, board, problems, ops, plan, macs, kset)
