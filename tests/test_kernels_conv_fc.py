@@ -105,7 +105,23 @@ EXTRA_CASES: tuple[KerasCase, ...] = (
     KerasCase("te_dense_deep_pc", ((1024,),), "L.Dense(8)(x)", ("FULLY_CONNECTED",)),
     KerasCase("te_conv_deep_1px", ((6, 6, 16),), "L.Conv2D(8, 6)(x)", ("CONV_2D",)),
     KerasCase("te_dw_deep_1px", ((9, 9, 8),), "L.DepthwiseConv2D(9)(x)", ("DEPTHWISE_CONV_2D",)),
+) + (
+    # chains whose inner layers the planner runs in place (test_in_place_layers_bit_exact):
+    # 3x3 / 5x3 / dilated windows over a ring of input rows, an odd pixel count (the dsp
+    # kernel's pixel pairs straddle rows), one column (every pair straddles), 1x1 out_c < in_c
+    KerasCase("te_inplace_conv", ((7, 9, 6),),
+              "L.Conv2D(5, (5, 3), padding='same')(L.Conv2D(5, 1)(L.Conv2D(7, 3, padding='same')"
+              "(L.Conv2D(10, 1)(x))))", ("CONV_2D",) * 4),
+    KerasCase("te_inplace_conv_col", ((6, 1, 4),), "L.Conv2D(3, (3, 1), padding='same')(L.Conv2D(4, 1)(x))",
+              ("CONV_2D",) * 2),
+    KerasCase("te_inplace_conv_dil", ((8, 7, 3),),
+              "L.Conv2D(6, 3, dilation_rate=2, padding='same')(L.Conv2D(6, 1)(x))", ("CONV_2D",) * 2),
+    KerasCase("te_inplace_dw", ((6, 5, 8),),
+              "L.DepthwiseConv2D(3, dilation_rate=2, padding='same')(L.DepthwiseConv2D(3, padding='same')"
+              "(L.Conv2D(8, 1)(x)))", ("CONV_2D", "DEPTHWISE_CONV_2D", "DEPTHWISE_CONV_2D")),
 )
+INPLACE_CASES = {"te_inplace_conv": {1, 2, 3}, "te_inplace_conv_col": {1}, "te_inplace_conv_dil": {1},
+                 "te_inplace_dw": {1, 2}}  # name -> the ops the dsp lowering runs in place
 
 # Per-tensor weights (the converter's per-channel quantization disabled).
 PER_TENSOR_CASES: tuple[KerasCase, ...] = (
@@ -440,6 +456,20 @@ def bench(request: pytest.FixtureRequest, single_op_models: dict[str, bytes],
     workdir = tmp_path_factory.mktemp(f"bench-{request.param}")
     host = host_network(suite.merged(), workdir, request.param)
     return suite.compare(host.run_many(suite.batched()))
+
+
+def test_in_place_layers_bit_exact(single_op_models: dict[str, bytes], bench: dict[str, Results]) -> None:
+    """Convolutions that write their output over their dying input (the planner's in-place
+    buffers: a ring of input rows, or a 1x1 filter reading each pixel before writing it) give
+    TFLM's bytes; under the dsp lowering the planner really does run them in place."""
+    from tinyedge.compiler import compile as compile_graph
+
+    checked = 0
+    for name, ops in INPLACE_CASES.items():
+        plan = compile_graph(read_model(single_op_models[name], name), kernels="dsp").plan
+        assert plan.inplace_ops == ops, (name, plan.inplace_ops)
+        checked += bench[name].assert_exact()
+    assert checked > 1000
 
 
 @pytest.mark.parametrize("opcode", sorted(OUR_OPS))

@@ -37,8 +37,11 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert proc.returncode == 0, proc.stderr
     net_c = work / "fw" / "network.c"
     text = net_c.read_text()
-    decl = re.search(rf"static const int32_t op{BROKEN_OP}_bias\[\d+\][^=]*= \{{\s*(-?\d+)", text)
-    assert decl is not None, "op 4's bias array not found in network.c"
+    # the first channel's bias: an int32 bias array (portable kernels), or the first per-channel
+    # record {bias, multiplier, shift, rounding} (te_chan_t, the dsp kernels')
+    decl = (re.search(rf"static const int32_t op{BROKEN_OP}_bias\[\d+\][^=]*= \{{\s*(-?\d+)", text)
+            or re.search(rf"static const te_chan_t op{BROKEN_OP}_chan\[\d+\][^=]*= \{{\s*\{{(-?\d+),", text))
+    assert decl is not None, "op 4's bias not found in network.c"
     first = int(decl.group(1))
     text = text[:decl.start(1)] + str(first + 200_000) + text[decl.end(1):]
     net_c.write_text(text)

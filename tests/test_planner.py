@@ -78,3 +78,58 @@ def test_graph_output_lives_to_the_end() -> None:
     plan = plan_memory(g)
     assert plan.lifetime(1) == (0, 2)
     _check_no_overlap(g, plan)
+
+
+def test_inplace_output_takes_the_dying_input() -> None:
+    g = _chain_graph([4000, 4000, 4000, 4000], [])
+    plan = plan_memory(g, inplace={0: ((0,), 0), 1: ((0,), 0), 2: ((0,), 0)})
+    # op 0 would write over the graph input (the caller's data): never
+    assert plan.tensor_offsets[1] == plan.tensor_offsets[2] == plan.tensor_offsets[3]
+    assert plan.tensor_offsets[0] != plan.tensor_offsets[1]
+    assert plan.arena_bytes == 8000 and plan.inplace_ops == {1, 2}
+    _check_no_overlap(g, plan)
+
+
+def test_inplace_only_where_the_input_dies() -> None:
+    # t1 is read again by op 2 (a skip): op 1 cannot write over it; op 2 is t1's and t2's last reader
+    g = _chain_graph([1000, 1000, 1000, 1000], [(1, 2)])
+    plan = plan_memory(g, inplace={1: ((0,), 0), 2: ((0, 1), 0)})
+    assert plan.tensor_offsets[2] != plan.tensor_offsets[1]
+    assert plan.tensor_offsets[3] in (plan.tensor_offsets[1], plan.tensor_offsets[2])
+    assert plan.inplace_ops == {2}
+    _check_no_overlap(g, plan)
+
+
+def test_inplace_never_over_a_graph_output() -> None:
+    tensors = [Tensor(i, f"t{i}", (100,), "int8") for i in range(3)]
+    ops = [Operator(0, "ADD", [0], [1]), Operator(1, "ADD", [1], [2])]
+    g = Graph(tensors, ops, [0], [1, 2], sha256="0" * 64, source="<test>")
+    plan = plan_memory(g, inplace={0: ((0,), 0), 1: ((0,), 0)})
+    assert plan.tensor_offsets[2] != plan.tensor_offsets[1] and not plan.inplace_ops
+
+
+def test_inplace_scratch_only_when_in_place() -> None:
+    g = _chain_graph([1000, 1000, 1000, 1000], [(1, 2)])
+    plan = plan_memory(g, {1: 64, 2: 64}, inplace={1: ((0,), 500), 2: ((0,), 500)})
+    sizes = {b.key: b.size for b in plan.buffers}
+    assert plan.inplace_ops == {2}
+    assert sizes["s1"] == 64 and sizes["s2"] == 576  # 64 + 500, aligned to 16
+    _check_no_overlap(g, plan)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(1, 5000), min_size=2, max_size=12), data=st.data())
+def test_inplace_plans_never_share_live_bytes(sizes: list[int], data: st.DataObject) -> None:
+    n = len(sizes)
+    skips = data.draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 2)), max_size=4))
+    ops_inplace = data.draw(st.sets(st.integers(0, n - 2), max_size=n - 1))
+    g = _chain_graph(sizes, skips)
+    plan = plan_memory(g, inplace={k: ((0,), 16) for k in ops_inplace})
+    _check_no_overlap(g, plan)
+    assert plan.inplace_ops <= ops_inplace
+    for op in g.operators:
+        shared = plan.tensor_offsets[op.inputs[0]] == plan.tensor_offsets[op.outputs[0]]
+        assert shared == (op.index in plan.inplace_ops)
+        if shared:  # only over an input no later op reads, never over the graph's input or output
+            assert all(op.inputs[0] not in later.inputs for later in g.operators[op.index + 1:])
+            assert op.inputs[0] not in g.inputs and op.inputs[0] not in g.outputs

@@ -119,7 +119,8 @@ def compile(graph: Graph, board: Board | None = None, *, kernels: str = "auto", 
         ops = [lo for lo in ops if lo.op.index not in {p.op_index for p in late}]
     scratch = {lo.op.index: lo.lowered.scratch_bytes for lo in ops if lo.lowered.scratch_bytes}
     aliases = {lo.op.index for lo in ops if lo.spec.alias_input}
-    plan = plan_memory(graph, scratch, aliases)
+    inplace = {lo.op.index: (lo.lowered.inplace, lo.lowered.inplace_scratch) for lo in ops if lo.lowered.inplace}
+    plan = plan_memory(graph, scratch, aliases, inplace)
     # MACs of the ops that passed their checks: a malformed op has no meaningful count
     specs = {lo.op.index: lo.spec for lo in ops}
     macs = {op.index: guarded("counting the MACs of", op, graph, lambda: specs[op.index].macs(op, graph))

@@ -2,7 +2,11 @@
 
 Every activation tensor (neither constant nor variable state) gets a *buffer*; operators registered with
 ``alias_input`` (RESHAPE and friends) make their output share the buffer of
-their input, so they cost neither bytes nor instructions. A buffer lives from
+their input, so they cost neither bytes nor instructions. An operator whose
+kernel can write its output over an input (``Lowered.inplace``: elementwise
+ops, a 1x1 convolution that reads a pixel before writing it ...) takes that
+input's buffer when the input dies at that operator (its last reader, and
+neither a graph input nor a graph output). A buffer lives from
 the op that writes it to the last op that reads it (graph inputs from the
 start, graph outputs to the end); an op's scratch area lives during that op
 only. Buffers are placed greedily, largest first, at the lowest aligned offset
@@ -39,6 +43,7 @@ class MemoryPlan:
     tensor_offsets: dict[int, int]  # activation tensor index -> byte offset
     scratch_offsets: dict[int, int]  # op index -> byte offset of its scratch
     buffers: list[Buffer]
+    inplace_ops: set[int] = field(default_factory=set)  # ops whose output took an input's buffer
 
     def lifetime(self, tensor_index: int) -> tuple[int, int]:
         for b in self.buffers:
@@ -48,11 +53,15 @@ class MemoryPlan:
 
 
 def plan_memory(graph: Graph, scratch: dict[int, int] | None = None,
-                alias_ops: set[int] | None = None) -> MemoryPlan:
+                alias_ops: set[int] | None = None,
+                inplace: dict[int, tuple[tuple[int, ...], int]] | None = None) -> MemoryPlan:
     """Plan the arena. ``scratch``: op index -> bytes; ``alias_ops``: ops whose
-    output 0 reuses input 0's buffer."""
-    scratch = scratch or {}
+    output 0 reuses input 0's buffer; ``inplace``: op index -> (positions of its
+    inputs whose buffer output 0 may take when that input dies at the op, the
+    scratch bytes the op needs beyond ``scratch`` when it runs in place)."""
+    scratch = dict(scratch or {})
     alias_ops = alias_ops or set()
+    inplace = inplace or {}
     n_ops = len(graph.operators)
 
     # union tensors into buffers along aliasing ops
@@ -103,6 +112,30 @@ def plan_memory(graph: Graph, scratch: dict[int, int] | None = None,
     for t in graph.outputs:
         touch(t, max(n_ops - 1, 0))
 
+    # in place: the output takes over a dying input's buffer, in op order
+    # never over a graph input (the caller's data) or a graph output (read after the run)
+    kept = {find(t) for t in list(graph.inputs) + list(graph.outputs) if t >= 0}
+    inplace_ops: set[int] = set()
+    for op in graph.operators:
+        if op.index not in inplace or not op.outputs or not graph.tensors[op.outputs[0]].is_activation:
+            continue
+        dst = find(op.outputs[0])
+        positions, extra = inplace[op.index]
+        for pos in positions:
+            src_t = op.inputs[pos] if pos < len(op.inputs) else -1
+            if src_t < 0 or not graph.tensors[src_t].is_activation:
+                continue
+            src = find(src_t)
+            if src == dst or last[src] != op.index or src in kept or first[dst] != op.index:
+                continue
+            owner[dst] = src
+            inplace_ops.add(op.index)
+            last[src] = last[dst]
+            size[src] = max(size[src], size[dst])
+            if extra:
+                scratch[op.index] = scratch.get(op.index, 0) + extra
+            break
+
     buffers: list[Buffer] = []
     by_rep: dict[int, Buffer] = {}
     for t in activations:
@@ -136,4 +169,4 @@ def plan_memory(graph: Graph, scratch: dict[int, int] | None = None,
     tensor_offsets = {t: b.offset for b in buffers for t in b.tensors}
     scratch_offsets = {int(b.key[1:]): b.offset for b in buffers if b.key.startswith("s")}
     return MemoryPlan(arena_bytes=arena, tensor_offsets=tensor_offsets,
-                      scratch_offsets=scratch_offsets, buffers=buffers)
+                      scratch_offsets=scratch_offsets, buffers=buffers, inplace_ops=inplace_ops)

@@ -31,6 +31,9 @@ typedef struct {
     te_bcast_t walk;          /* the output as rows (one row of every element for equal shapes) */
 } te_add_fast_params_t;
 
+/* out may be in1 or in2 when that input has the output's shape (the planner
+ * may run the op in place, tinyedge/planner.py): every variant reads element
+ * i of both inputs before it writes element i of out, and no element after. */
 void te_add_fast_s8(const te_add_fast_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 
 #ifdef __cplusplus

@@ -25,36 +25,50 @@ static int32_t te_conv_fast_weight(const int16_t *filter, int32_t depth4, int32_
 
 /* The patch value at filter row ky, position j of output pixel (oy, ox): input, or the
  * zero point at padding. */
-static int32_t te_patch_at(const te_conv_fast_params_t *p, const int8_t *image, int32_t oy, int32_t ox,
+static int32_t te_patch_at(const te_conv_fast_params_t *p, const te_rows_t *rows, int32_t oy, int32_t ox,
                            int32_t ky, int32_t j)
 {
-    const int32_t in_c = p->win.in_c;
-    const int32_t pixel = te_window_tap(&p->win, oy, ox, ky * p->win.k_w + j / in_c);
-    return pixel < 0 ? p->input_zero_point : image[(size_t)pixel * (size_t)in_c + (size_t)(j % in_c)];
+    const te_window_t *w = &p->win;
+    const int32_t iy = oy * w->stride_h - w->pad_top + ky * w->dil_h;
+    const int32_t ix = ox * w->stride_w - w->pad_left + (j / w->in_c) * w->dil_w;
+    if (iy < 0 || iy >= w->in_h || ix < 0 || ix >= w->in_w) {
+        return p->input_zero_point;
+    }
+    return te_rows_get(rows, iy)[(size_t)ix * (size_t)w->in_c + (size_t)(j % w->in_c)];
 }
 
+/* Every pixel's patch is gathered into `patch` (int8, k_h * row) before any of
+ * its outputs is written, so a 1x1 convolution may write its output over its
+ * input (out_c <= in_c: output pixel p only covers input bytes already read);
+ * other filters run in place through te_rows_t's ring (te_window.h). */
 static void te_conv_fast_ref(const te_conv_fast_params_t *p, const int8_t *input, const int16_t *filter,
-                             int8_t *output)
+                             int8_t *output, int8_t *patch, int8_t *ring)
 {
     const te_window_t *win = &p->win;
     const size_t in_image = (size_t)win->in_h * (size_t)win->in_w * (size_t)win->in_c;
     int32_t b;
     for (b = 0; b < win->batches; ++b) {
-        const int8_t *image = input + (size_t)b * in_image;
+        te_rows_t rows;
         int32_t oy;
+        te_rows_init(&rows, win, input + (size_t)b * in_image, ring);
         for (oy = 0; oy < win->out_h; ++oy) {
             int32_t ox;
+            te_rows_keep(&rows, oy);
             for (ox = 0; ox < win->out_w; ++ox) {
-                int32_t j;
+                int32_t j, ky, i;
+                for (ky = 0; ky < win->k_h; ++ky) {
+                    for (i = 0; i < p->row; ++i) {
+                        patch[ky * p->row + i] = (int8_t)te_patch_at(p, &rows, oy, ox, ky, i);
+                    }
+                }
                 if (p->constants != NULL) {
                     memcpy(output, p->constants, (size_t)p->out_c);
                 }
                 for (j = 0; j < p->live; ++j) {
                     int32_t acc = p->chan[j].bias;
-                    int32_t ky, i;
                     for (ky = 0; ky < win->k_h; ++ky) {
                         for (i = 0; i < p->row; ++i) {
-                            acc += te_patch_at(p, image, oy, ox, ky, i) *
+                            acc += (int32_t)patch[ky * p->row + i] *
                                    te_conv_fast_weight(filter, p->depth4, j, ky * p->row4 + i);
                         }
                     }
@@ -70,13 +84,13 @@ static void te_conv_fast_ref(const te_conv_fast_params_t *p, const int8_t *input
 void te_conv1x1_fast_s8(const te_conv_fast_params_t *p, const int8_t *input, const int16_t *filter,
                         int8_t *output, int8_t *scratch)
 {
-    (void)scratch;
-    te_conv_fast_ref(p, input, filter, output);
+    te_conv_fast_ref(p, input, filter, output, scratch, NULL);
 }
 
 void te_conv_fast_s8(const te_conv_fast_params_t *p, const int8_t *input, const int16_t *filter,
                      int8_t *output, int8_t *scratch)
 {
-    (void)scratch;
-    te_conv_fast_ref(p, input, filter, output);
+    int8_t *ring = (const void *)input == (void *)output ? scratch + TE_CONV_FAST_RING_AT(p->depth4, p->row4)
+                                                         : NULL;
+    te_conv_fast_ref(p, input, filter, output, scratch, ring);
 }

@@ -51,9 +51,16 @@ typedef struct {
  * input bytes into (d, d+2) and (d+1, d+3). */
 
 /* Scratch bytes: two pixels' widened patches (4 * depth4), and for
- * te_conv_fast_s8 one gathered int8 filter row more (row4). */
+ * te_conv_fast_s8 one gathered int8 filter row more (row4).
+ * In place (output == input, as the planner may decide): te_conv1x1_fast_s8
+ * when out_c <= in_c (every output pixel covers only input bytes already
+ * read); te_conv_fast_s8 with stride 1, the output as large as the input in
+ * height and width, out_c <= in_c and one batch, when its scratch also holds
+ * te_window.h's ring of input rows after the rest: TE_ROWS_RING(pad_top) *
+ * in_w * in_c bytes from TE_CONV_FAST_RING_AT. */
 #define TE_CONV1X1_FAST_SCRATCH_BYTES(depth4) (4 * (depth4))
 #define TE_CONV_FAST_SCRATCH_BYTES(depth4, row4) (4 * (depth4) + (row4))
+#define TE_CONV_FAST_RING_AT(depth4, row4) (((4 * (depth4) + (row4)) + 3) / 4 * 4)
 
 void te_conv1x1_fast_s8(const te_conv_fast_params_t *p, const int8_t *input, const int16_t *filter,
                         int8_t *output, int8_t *scratch);

@@ -33,8 +33,13 @@ typedef struct {
  * order in which SXTB16 widens 4 input bytes into (c, c+2), (c+1, c+3). */
 
 /* Scratch bytes: two tables of one 8-byte slot per tap, then a row of in_c
- * input zero points (what padding taps read). */
+ * input zero points (what padding taps read). The kernel may run in place
+ * (output == input, as the planner may decide) with stride 1, the output as
+ * large as the input and one batch, when its scratch also holds te_window.h's
+ * ring of input rows, TE_ROWS_RING(pad_top) * in_w * in_c bytes from
+ * TE_DW_FAST_RING_AT. */
 #define TE_DW_FAST_SCRATCH_BYTES(k_h, k_w, in_c) (16 * (k_h) * (k_w) + (in_c))
+#define TE_DW_FAST_RING_AT(k_h, k_w, in_c) ((TE_DW_FAST_SCRATCH_BYTES(k_h, k_w, in_c) + 3) / 4 * 4)
 
 void te_dw_fast_s8(const te_dw_fast_params_t *p, const int8_t *input, const int16_t *filter, int8_t *output,
                    int8_t *scratch);

@@ -27,6 +27,9 @@ typedef struct {
     te_bcast_t walk;     /* the output as rows (one row of every element for equal shapes) */
 } te_add_params_t;
 
+/* ADD / SUB: out may be in1 or in2 when that input has the output's shape (the
+ * planner may run the op in place): element i of both inputs is read before
+ * element i of out is written. */
 void te_add_s8(const te_add_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 void te_add_s16(const te_add_params_t *p, const int16_t *in1, const int16_t *in2, int16_t *out);
 

@@ -56,7 +56,9 @@ def _tensor_macros(net: CompiledNetwork) -> list[dict[str, str]]:
             "name": f"S{op_index}",
             "ctype": "int8_t",
             "offset": str(net.plan.scratch_offsets[op_index]),
-            "comment": f"scratch of op {op_index} ({lo.op.opcode}), {lo.lowered.scratch_bytes} B",
+            "comment": f"scratch of op {op_index} ({lo.op.opcode}), {lo.lowered.scratch_bytes} B"
+                       + (f" + {lo.lowered.inplace_scratch} B (in place: its output over its input)"
+                          if op_index in net.plan.inplace_ops and lo.lowered.inplace_scratch else ""),
         })
     return rows
 

@@ -52,6 +52,11 @@ class Lowered:
     params_name: str | None = None  # identifier for the params block (default ctx.name("params"))
     consts: list[ConstArray] = field(default_factory=list)
     scratch_bytes: int = 0  # temporary arena bytes needed while this op runs
+    # positions in op.inputs whose buffer output 0 may take (the kernel never overwrites
+    # input bytes it has yet to read); the planner does when that input dies at this op,
+    # and then gives the op inplace_scratch more scratch bytes (e.g. a ring of input rows)
+    inplace: tuple[int, ...] = ()
+    inplace_scratch: int = 0
     globals: str = ""  # file-scope C declarations (e.g. persistent state of a stateful op)
     reset: str = ""  # C statements that put that state back to its initial value
 

@@ -246,6 +246,18 @@ def conv_scratch_bytes(g: Geometry) -> tuple[bool, int]:
     return direct, 0 if direct else g.k_h * g.k_w * g.in_c
 
 
+def _streams_in_place(g: Geometry) -> bool:
+    """Whether a window op can write its output over its input through a ring of input rows
+    (runtime/te_window.h te_rows_t): stride 1, the output as large as the input, one batch."""
+    return (g.stride_h, g.stride_w, g.batches) == (1, 1, 1) and (g.out_h, g.out_w) == (g.in_h, g.in_w)
+
+
+def _ring_bytes(g: Geometry, scratch: int) -> int:
+    """The scratch beyond ``scratch`` that the ring of te_rows_t takes: TE_ROWS_RING(pad_top) input
+    rows, from the next 4-byte boundary."""
+    return (-scratch) % 4 + (g.pad_top + 2) * g.in_w * g.in_c
+
+
 def _lower_conv_fast(op: Operator, ctx: LowerCtx, g: Geometry) -> Lowered | None:
     """te_conv1x1_fast_s8 / te_conv_fast_s8 (te_conv_fast.h) with int16 weights and
     per-channel records, or None when a channel cannot take their requantization."""
@@ -294,6 +306,8 @@ def _lower_conv_fast(op: Operator, ctx: LowerCtx, g: Geometry) -> Lowered | None
         params_name=params_name,
         consts=consts,
         scratch_bytes=scratch,
+        inplace=(0,) if (pointwise or _streams_in_place(g)) and g.out_c <= g.in_c else (),
+        inplace_scratch=0 if pointwise else _ring_bytes(g, scratch),
     )
 
 
@@ -379,6 +393,8 @@ def _lower_depthwise_fast(op: Operator, ctx: LowerCtx, g: Geometry) -> Lowered |
         params_name=params_name,
         consts=consts,
         scratch_bytes=16 * g.k_h * g.k_w + g.in_c,
+        inplace=(0,) if _streams_in_place(g) else (),
+        inplace_scratch=_ring_bytes(g, 16 * g.k_h * g.k_w + g.in_c),
     )
 
 

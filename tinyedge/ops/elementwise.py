@@ -187,7 +187,17 @@ def _lower_binary_fast(op: Operator, ctx: LowerCtx, sign: str) -> Lowered | None
                 "walk": bcast_walk(a.shape, b.shape)},
         params_name=pname,
         consts=consts,
+        inplace=_inplace_inputs(op, g),
     )
+
+
+def _inplace_inputs(op: Operator, g: Graph) -> tuple[int, ...]:
+    """The inputs the output may overwrite: those of the output's size and type, i.e. not
+    broadcast (the kernels read both inputs' elements for output element i before writing
+    it, and such an input's element i sits where output element i goes)."""
+    y = g.tensor(op.outputs[0])
+    return tuple(k for k in (0, 1)
+                 if g.tensor(op.inputs[k]).nbytes == y.nbytes and g.tensor(op.inputs[k]).dtype == y.dtype)
 
 
 def _lower_binary(op: Operator, ctx: LowerCtx, kernel: str, sign: str) -> Lowered:
@@ -212,6 +222,7 @@ def _lower_binary(op: Operator, ctx: LowerCtx, kernel: str, sign: str) -> Lowere
         params={**quant, "walk": bcast_walk(a.shape, b.shape)},
         params_name=pname,
         consts=consts,
+        inplace=_inplace_inputs(op, g),
     )
 
 

@@ -37,8 +37,9 @@ static inline TE_ALWAYS_INLINE int32_t *te_widen_row(int32_t *dst, const int8_t 
 /* Widen output pixel number `pixel` (raster order within the image) into slot
  * (0 or 1) of the interleaved patch xb: filter row by filter row, straight
  * from the input where the row lies inside it, else from a row gathered into
- * rowbuf with the input zero point at the padding taps. */
-static void te_load_pixel(const te_conv_fast_params_t *p, const int8_t *image, int32_t pixel, int32_t *xb,
+ * rowbuf with the input zero point at the padding taps. The input rows come
+ * through te_window.h's te_rows_t (a ring of copies when running in place). */
+static void te_load_pixel(const te_conv_fast_params_t *p, const te_rows_t *rows, int32_t pixel, int32_t *xb,
                           int32_t slot, int8_t *rowbuf, int pointwise)
 {
     const te_window_t *win = &p->win;
@@ -49,7 +50,7 @@ static void te_load_pixel(const te_conv_fast_params_t *p, const int8_t *image, i
     int inside_w;
     int32_t ky;
     if (pointwise) {
-        te_widen_row(dst, image + ((size_t)iy0 * (size_t)in_w + (size_t)ix0) * (size_t)in_c, in_c);
+        te_widen_row(dst, rows->image + ((size_t)iy0 * (size_t)in_w + (size_t)ix0) * (size_t)in_c, in_c);
         return;
     }
     inside_w = win->dil_w == 1 && ix0 >= 0 && ix0 + win->k_w - 1 < in_w;
@@ -57,7 +58,7 @@ static void te_load_pixel(const te_conv_fast_params_t *p, const int8_t *image, i
         const int32_t iy = iy0 + ky * win->dil_h;
         const int8_t *src = rowbuf;
         if (inside_w && iy >= 0 && iy < win->in_h) {
-            src = image + ((size_t)iy * (size_t)in_w + (size_t)ix0) * (size_t)in_c;
+            src = te_rows_get(rows, iy) + (size_t)ix0 * (size_t)in_c;
         } else {
             int32_t kx;
             for (kx = 0; kx < win->k_w; ++kx) {
@@ -65,8 +66,7 @@ static void te_load_pixel(const te_conv_fast_params_t *p, const int8_t *image, i
                 if (iy < 0 || iy >= win->in_h || ix < 0 || ix >= in_w) {
                     memset(rowbuf + kx * in_c, (int8_t)p->input_zero_point, (size_t)in_c);
                 } else {
-                    memcpy(rowbuf + kx * in_c, image + ((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)in_c,
-                           (size_t)in_c);
+                    memcpy(rowbuf + kx * in_c, te_rows_get(rows, iy) + (size_t)ix * (size_t)in_c, (size_t)in_c);
                 }
             }
         }
@@ -111,15 +111,19 @@ static inline TE_ALWAYS_INLINE void te_conv_fast_run(const te_conv_fast_params_t
     const size_t in_image = (size_t)p->win.in_h * (size_t)p->win.in_w * (size_t)p->win.in_c;
     int32_t *xb = (int32_t *)(void *)scratch;
     int8_t *rowbuf = scratch + 4 * p->depth4;
+    int8_t *ring = !pointwise && (const void *)input == (void *)output
+                       ? scratch + TE_CONV_FAST_RING_AT(p->depth4, p->row4) : NULL;
     int32_t b;
     for (b = 0; b < p->win.batches; ++b) {
-        const int8_t *image = input + (size_t)b * in_image;
+        te_rows_t rows;
         int32_t px;
+        te_rows_init(&rows, &p->win, input + (size_t)b * in_image, ring);
         for (px = 0; px < pixels; px += 2, output += 2 * p->out_c) {
             const int two = px + 1 < pixels;
-            te_load_pixel(p, image, px, xb, 0, rowbuf, pointwise);
+            te_rows_keep(&rows, (two ? px + 1 : px) / p->win.out_w);
+            te_load_pixel(p, &rows, px, xb, 0, rowbuf, pointwise);
             if (two) {
-                te_load_pixel(p, image, px + 1, xb, 1, rowbuf, pointwise);
+                te_load_pixel(p, &rows, px + 1, xb, 1, rowbuf, pointwise);
             }
             if (p->constants != NULL) {
                 memcpy(output, p->constants, (size_t)p->out_c);
