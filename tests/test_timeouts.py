@@ -3,6 +3,7 @@ and the figures the README quotes."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -45,10 +46,14 @@ def test_default_timeout_follows_the_documented_formula(name: str, board_s: floa
 
 
 def test_bound_is_far_above_what_the_kernels_take() -> None:
-    """benchmarks/results.md: vww_96_int8 takes 30,145,800 instructions on the M4."""
-    net = compile(load_model(shared_model("vww_96_int8")), load_board("mps2-an386"))
-    assert inference_bound(net, "qemu").instructions > 8 * 30_145_800
-    assert "30,145,800" in (ROOT / "benchmarks" / "results.md").read_text()
+    """The bound holds with a wide margin for every model, board and kernel set measured in
+    benchmarks/results.json (the portable kernels are the slowest), so a default timeout
+    never cuts a healthy inference short."""
+    rows = json.loads((ROOT / "benchmarks" / "results.json").read_text())["results"]
+    assert {r["kernels"] for r in rows} >= {"portable", "dsp", "mve"}
+    for r in rows:
+        net = compile(load_model(shared_model(r["model"])), load_board(r["board"]))
+        assert inference_bound(net, "qemu").instructions > 4 * r["instructions"], r["model"]
 
 
 def test_timeout_given_wins_and_is_checked() -> None:
