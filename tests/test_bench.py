@@ -34,14 +34,6 @@ def test_baseline_input_is_the_documented_pattern() -> None:
     assert x.shape == g.input_tensors[0].shape
 
 
-def test_the_baselines_shipped_are_the_shared_ones() -> None:
-    """benchmarks/tflm_qemu.json is ../shared/baselines/tflm_qemu.json, unchanged."""
-    shared = ROOT.parent / "shared" / "baselines" / "tflm_qemu.json"
-    if not shared.exists():
-        pytest.fail(f"{shared} missing: the tests run in a worktree beside ../shared")
-    assert BASELINES.read_bytes() == shared.read_bytes()
-
-
 # ---- the profile's arithmetic, against a scripted device ------------------------------
 
 class ScriptedDevice:

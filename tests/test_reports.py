@@ -181,6 +181,53 @@ def test_full_disk_mid_run_keeps_the_last_complete_report(work: Path, tmp_path: 
     assert not [p for p in procs.live() if p.poll() is None]
 
 
+def test_sigkill_while_writing_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """A process killed with SIGKILL in the middle of writing a large report leaves the
+    previous report or the new one, and nothing else: the file being written has no
+    name until the instant it is renamed into place."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "report.json"
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from tinyedge.outputs import write_atomic\n"
+        "p = Path(sys.argv[1]); i = 0\n"
+        "while True:\n"
+        "    i += 1; write_atomic(p, str(i) * 20_000_000, 'the report')\n"
+        "    print(i, flush=True)\n"), str(target)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    child.stdout.readline()       # one write is complete; the next is under way
+    time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+    assert set(target.read_text()) <= set("0123456789") and len(target.read_text()) % 20_000_000 == 0
+
+
+def test_without_o_tmpfile_a_named_file_is_used_and_removed_on_error(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the OS has no O_TMPFILE, the temporary file is a named one: written and
+    renamed, or removed when the write fails (here: the disk fills up)."""
+    from tinyedge import outputs
+
+    monkeypatch.delattr(outputs.os, "O_TMPFILE", raising=False)
+    target = tmp_path / "r.json"
+    outputs.write_atomic(target, "one", "the report")
+    assert target.read_text() == "one"
+
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(outputs.os, "fsync", full_disk)
+    with pytest.raises(TinyEdgeError, match="the disk is full; the previous file is intact"):
+        outputs.write_atomic(target, "two", "the report")
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"] and target.read_text() == "one"
+
+
 # ---- the device is what we think it is ------------------------------------------------
 
 def test_firmware_for_another_board_is_refused(work: Path, tmp_path: Path) -> None:

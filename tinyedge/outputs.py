@@ -9,13 +9,18 @@ read-only file system ends in one error line and a hint.
 Files are written with :func:`write_atomic`: into a temporary file beside the
 target, flushed to the disk, then renamed over it. A reader never sees half a
 file, an interrupted or failed write (a full disk included) leaves the
-previous file as it was, and no temporary file is left behind.
+previous file as it was, and no temporary file is left behind. On Linux the
+temporary file has no name while it is written (``O_TMPFILE``) and gets one
+only for the instant between ``linkat`` and ``rename``, so even SIGKILL in
+the middle of writing a large report leaves nothing behind; elsewhere it is a
+named file that is removed on every error.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -87,6 +92,64 @@ def check_output_dir(path: Path, option: str, create_parents: bool = False) -> N
     _probe_dir(base, option, path)
 
 
+def _mode_for(path: Path) -> int:
+    """The target's permissions when it exists, else what a new file gets (0666 & ~umask)."""
+    if path.exists():
+        return path.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _write_all(fd: int, raw: bytes, durable: bool) -> None:
+    view = memoryview(raw)
+    while view:
+        view = view[os.write(fd, view):]
+    if durable:
+        os.fsync(fd)
+
+
+def _write_unnamed(path: Path, raw: bytes, durable: bool) -> bool:
+    """Write through an unnamed O_TMPFILE file, then name it and rename it over
+    ``path``. False when the file system (or OS) has no O_TMPFILE."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not flag:
+        return False
+    try:
+        fd = os.open(path.parent, flag | os.O_WRONLY, 0o600)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+            return False
+        raise
+    name: str | None = None
+    try:
+        _write_all(fd, raw, durable)
+        os.fchmod(fd, _mode_for(path))
+        name = str(path.parent / f".{path.name}.{secrets.token_hex(4)}{_TMP_SUFFIX}")
+        # linkat(AT_SYMLINK_FOLLOW) on the /proc link names the open file; os.link
+        # calls linkat (not link) only when given a directory fd
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.link(f"/proc/self/fd/{fd}", os.path.basename(name), dst_dir_fd=dir_fd, follow_symlinks=True)
+        except OSError as exc:
+            name = None
+            if exc.errno in (errno.ENOENT, errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP):
+                return False  # no /proc, or a file system that cannot do it: a named file instead
+            raise
+        finally:
+            os.close(dir_fd)
+        os.replace(name, path)
+        name = None
+    finally:
+        os.close(fd)
+        if name is not None:
+            try:
+                os.unlink(name)
+            except OSError:
+                pass
+    return True
+
+
 def write_atomic(path: Path, data: str | bytes, what: str = "", durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically (module doc). An OSError (a full
     disk, a read-only file system) becomes a TinyEdgeError that says the previous
@@ -97,18 +160,14 @@ def write_atomic(path: Path, data: str | bytes, what: str = "", durable: bool = 
     raw = data.encode() if isinstance(data, str) else bytes(data)
     tmp: str | None = None
     try:
+        if _write_unnamed(path, raw, durable):
+            return
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+        try:
+            _write_all(fd, raw, durable)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
         tmp = None
     except OSError as exc:
