@@ -40,7 +40,7 @@ import struct
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pytest
@@ -501,6 +501,17 @@ def test_single_op_models_bit_exact(opcode: str, single_op_models: dict[str, byt
     assert checked > 1000
 
 
+def assert_all_exact(bench: dict[str, Results], names: Iterable[str]) -> None:
+    """Every named model of the bench exact, all differences reported at once."""
+    failures = []
+    for name in sorted(names):
+        try:
+            bench[name].assert_exact()
+        except AssertionError as exc:
+            failures.append(str(exc))
+    assert not failures, "\n".join(failures)
+
+
 def test_patched_options_bit_exact(single_op_models: dict[str, bytes], bench: dict[str, Results]) -> None:
     patched = _patched_models(single_op_models)
     # the patches do what they claim: positive shifts and the two clamps appear
@@ -512,13 +523,7 @@ def test_patched_options_bit_exact(single_op_models: dict[str, bytes], bench: di
         shifts += [quant.quantize_multiplier(r)[1] for r in _reals(g, op)]
         acts.add(int(op.options["fused_activation_function"]))
     assert max(shifts) > 0 and {2, 3} <= acts
-    failures = []
-    for name in sorted(patched):
-        try:
-            bench[name].assert_exact()
-        except AssertionError as exc:
-            failures.append(str(exc))
-    assert not failures, "\n".join(failures)
+    assert_all_exact(bench, patched)
 
 
 def test_batched_models_bit_exact(single_op_models: dict[str, bytes], bench: dict[str, Results]) -> None:
@@ -532,13 +537,7 @@ def test_batched_models_bit_exact(single_op_models: dict[str, bytes], bench: dic
         odd_convs += sum(1 for op in g.operators if op.opcode == "CONV_2D"
                          and g.tensor(op.outputs[0]).shape[1] * g.tensor(op.outputs[0]).shape[2] % 2)
     assert odd_convs >= 3
-    failures = []
-    for name in sorted(batched):
-        try:
-            bench[name].assert_exact()
-        except AssertionError as exc:
-            failures.append(str(exc))
-    assert not failures, "\n".join(failures)
+    assert_all_exact(bench, batched)
 
 
 # ---------------------------------------------------------------- TFLM's requantization, pinned
