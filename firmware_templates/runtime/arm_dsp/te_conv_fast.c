@@ -118,7 +118,7 @@ static inline TE_ALWAYS_INLINE void te_conv_fast_run(const te_conv_fast_params_t
         te_rows_t rows;
         int32_t px;
         te_rows_init(&rows, &p->win, input + (size_t)b * in_image, ring);
-        for (px = 0; px < pixels; px += 2) {
+        for (px = 0; px < pixels; px += 2, output += 2 * p->out_c) {
             const int two = px + 1 < pixels;
             te_rows_keep(&rows, (two ? px + 1 : px) / p->win.out_w);
             te_load_pixel(p, &rows, px, xb, 0, rowbuf, pointwise);
@@ -133,12 +133,12 @@ static inline TE_ALWAYS_INLINE void te_conv_fast_run(const te_conv_fast_params_t
             }
             if (two) {
                 te_channels(p, xb, filter, output, 1, full);
-                output += 2 * p->out_c;
-            } else { /* the last pixel of an odd count: the next image's output starts right after it */
+            } else {
                 te_channels(p, xb, filter, output, 0, full);
-                output += p->out_c;
             }
         }
+        /* an odd pixel count ended on a single pixel: the next image's output starts right after it */
+        output -= (size_t)(pixels & 1) * (size_t)p->out_c;
     }
 }
 
