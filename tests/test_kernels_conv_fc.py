@@ -117,12 +117,17 @@ EXTRA_CASES: tuple[KerasCase, ...] = (
               ("CONV_2D",) * 2),
     KerasCase("te_inplace_conv_dil", ((8, 7, 3),),
               "L.Conv2D(6, 3, dilation_rate=2, padding='same')(L.Conv2D(6, 1)(x))", ("CONV_2D",) * 2),
+    # a graph output that takes its dying input's buffer, then is read by a 1x1 layer that
+    # could run in place: it must not (the output is read after the run)
+    KerasCase("te_inplace_out", ((7, 9, 8),),
+              "(lambda a: [a, L.Conv2D(5, 1)(a)])(L.Conv2D(6, 3, padding='same')(L.Conv2D(8, 1)(x)))",
+              ("CONV_2D",) * 3),
     KerasCase("te_inplace_dw", ((6, 5, 8),),
               "L.DepthwiseConv2D(3, dilation_rate=2, padding='same')(L.DepthwiseConv2D(3, padding='same')"
               "(L.Conv2D(8, 1)(x)))", ("CONV_2D", "DEPTHWISE_CONV_2D", "DEPTHWISE_CONV_2D")),
 )
 INPLACE_CASES = {"te_inplace_conv": {1, 2, 3}, "te_inplace_conv_col": {1}, "te_inplace_conv_dil": {1},
-                 "te_inplace_dw": {1, 2}}  # name -> the ops the dsp lowering runs in place
+                 "te_inplace_dw": {1, 2}, "te_inplace_out": {1}}  # name -> the ops the dsp lowering runs in place
 
 # Per-tensor weights (the converter's per-channel quantization disabled).
 PER_TENSOR_CASES: tuple[KerasCase, ...] = (
