@@ -55,3 +55,24 @@ def with_weight_changed(data: bytes) -> bytes:
     builder = flatbuffers.Builder(len(data) + 1024)
     builder.Finish(obj.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def with_batch(data: bytes, n: int) -> bytes:
+    """A copy of a model whose activation tensors (no constant data) of batch 1 have batch ``n``:
+    the same ops and weights on ``n`` images at once (CONV_2D / DEPTHWISE_CONV_2D take any
+    batch; the Keras converter fixes it to 1)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    obj = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    for sub in obj.subgraphs or []:
+        for t in sub.tensors or []:
+            buf = obj.buffers[t.buffer] if t.buffer < len(obj.buffers) else None
+            constant = buf is not None and buf.data is not None and len(buf.data) > 0
+            if not constant and t.shape is not None and len(t.shape) == 4 and t.shape[0] == 1:
+                t.shape = [n, *list(t.shape)[1:]]
+                if t.shapeSignature is not None and len(t.shapeSignature) == 4:
+                    t.shapeSignature = [n, *list(t.shapeSignature)[1:]]
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(obj.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

@@ -40,7 +40,7 @@ import struct
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pytest
@@ -50,6 +50,7 @@ import keras_models
 from graphtools import merge_graphs
 from conftest import HOST_KERNEL_VARIANTS, MODEL_NAMES, host_network, require_tool, shared_model
 from keras_models import KerasCase
+from modelpatch import with_batch
 from tinyedge import quant
 from tinyedge.codegen.lower import check_graph, require_supported
 from tinyedge.errors import TinyEdgeError
@@ -116,12 +117,17 @@ EXTRA_CASES: tuple[KerasCase, ...] = (
               ("CONV_2D",) * 2),
     KerasCase("te_inplace_conv_dil", ((8, 7, 3),),
               "L.Conv2D(6, 3, dilation_rate=2, padding='same')(L.Conv2D(6, 1)(x))", ("CONV_2D",) * 2),
+    # a graph output that takes its dying input's buffer, then is read by a 1x1 layer that
+    # could run in place: it must not (the output is read after the run)
+    KerasCase("te_inplace_out", ((7, 9, 8),),
+              "(lambda a: [a, L.Conv2D(5, 1)(a)])(L.Conv2D(6, 3, padding='same')(L.Conv2D(8, 1)(x)))",
+              ("CONV_2D",) * 3),
     KerasCase("te_inplace_dw", ((6, 5, 8),),
               "L.DepthwiseConv2D(3, dilation_rate=2, padding='same')(L.DepthwiseConv2D(3, padding='same')"
               "(L.Conv2D(8, 1)(x)))", ("CONV_2D", "DEPTHWISE_CONV_2D", "DEPTHWISE_CONV_2D")),
 )
 INPLACE_CASES = {"te_inplace_conv": {1, 2, 3}, "te_inplace_conv_col": {1}, "te_inplace_conv_dil": {1},
-                 "te_inplace_dw": {1, 2}}  # name -> the ops the dsp lowering runs in place
+                 "te_inplace_dw": {1, 2}, "te_inplace_out": {1}}  # name -> the ops the dsp lowering runs in place
 
 # Per-tensor weights (the converter's per-channel quantization disabled).
 PER_TENSOR_CASES: tuple[KerasCase, ...] = (
@@ -383,6 +389,16 @@ def _patched_models(models: dict[str, bytes]) -> dict[str, bytes]:
     return out
 
 
+# Two images per run (the converter fixes the batch to 1): odd pixel counts per image, where the
+# dsp conv kernel's pixel pairs end on a single pixel before the next image (te_conv_s3_valid: 15
+# pixels, te_conv_out1x1: 1, te_inplace_conv: 63, its 1x1 layer in place), and the depthwise kernels
+BATCHED = ("te_conv_s3_valid", "te_conv_out1x1", "te_inplace_conv", "te_dw_21ch", "te_dw_m3_s2")
+
+
+def _batched_models(models: dict[str, bytes]) -> dict[str, bytes]:
+    return {f"{name}->batch2": with_batch(models[name], 2) for name in BATCHED}
+
+
 @dataclass
 class Results:
     """Host and oracle outputs of one model, sample by sample."""
@@ -435,7 +451,8 @@ def single_op_suite(single_op_models: dict[str, bytes], crafted: bool = False) -
     near the zero point too); with ``crafted``, the REQUANT_MODELS also get inputs crafted
     against a tie-up shift and a single rounding."""
     patched = _patched_models(single_op_models)
-    named = sorted(single_op_models.items()) + sorted(patched.items())
+    named = (sorted(single_op_models.items()) + sorted(patched.items())
+             + sorted(_batched_models(single_op_models).items()))
     graphs = [read_model(data, name) for name, data in named]
     rng = np.random.default_rng(20240611)
     per_model = [(_near_zero_point_inputs if name in patched else _uniform_inputs)(name, g, rng)
@@ -489,6 +506,17 @@ def test_single_op_models_bit_exact(opcode: str, single_op_models: dict[str, byt
     assert checked > 1000
 
 
+def assert_all_exact(bench: dict[str, Results], names: Iterable[str]) -> None:
+    """Every named model of the bench exact, all differences reported at once."""
+    failures = []
+    for name in sorted(names):
+        try:
+            bench[name].assert_exact()
+        except AssertionError as exc:
+            failures.append(str(exc))
+    assert not failures, "\n".join(failures)
+
+
 def test_patched_options_bit_exact(single_op_models: dict[str, bytes], bench: dict[str, Results]) -> None:
     patched = _patched_models(single_op_models)
     # the patches do what they claim: positive shifts and the two clamps appear
@@ -500,13 +528,21 @@ def test_patched_options_bit_exact(single_op_models: dict[str, bytes], bench: di
         shifts += [quant.quantize_multiplier(r)[1] for r in _reals(g, op)]
         acts.add(int(op.options["fused_activation_function"]))
     assert max(shifts) > 0 and {2, 3} <= acts
-    failures = []
-    for name in sorted(patched):
-        try:
-            bench[name].assert_exact()
-        except AssertionError as exc:
-            failures.append(str(exc))
-    assert not failures, "\n".join(failures)
+    assert_all_exact(bench, patched)
+
+
+def test_batched_models_bit_exact(single_op_models: dict[str, bytes], bench: dict[str, Results]) -> None:
+    """Two images per run, each image's output where TFLM puts it (a kernel that steps over one
+    image's last pixel shifts the next image and writes past the tensor)."""
+    batched = _batched_models(single_op_models)
+    odd_convs = 0
+    for name, data in batched.items():
+        g = read_model(data, name)
+        assert all(t.shape[0] == 2 for t in g.input_tensors + g.output_tensors), name
+        odd_convs += sum(1 for op in g.operators if op.opcode == "CONV_2D"
+                         and g.tensor(op.outputs[0]).shape[1] * g.tensor(op.outputs[0]).shape[2] % 2)
+    assert odd_convs >= 3
+    assert_all_exact(bench, batched)
 
 
 # ---------------------------------------------------------------- TFLM's requantization, pinned

@@ -9,14 +9,15 @@ from tinyedge.model.ir import Graph, Operator, Tensor
 from tinyedge.planner import ALIGN, plan_memory
 
 
-def _chain_graph(sizes: list[int], skips: list[tuple[int, int]]) -> Graph:
-    """t0 -> op0 -> t1 -> op1 -> ... ; skip (a, b) adds tensor t_a as an extra input of op b."""
+def _chain_graph(sizes: list[int], skips: list[tuple[int, int]], outputs: tuple[int, ...] = ()) -> Graph:
+    """t0 -> op0 -> t1 -> op1 -> ... ; skip (a, b) adds tensor t_a as an extra input of op b;
+    ``outputs``: tensors that are graph outputs besides the last."""
     tensors = [Tensor(i, f"t{i}", (s,), "int8") for i, s in enumerate(sizes)]
     ops = []
     for i in range(len(sizes) - 1):
         ins = [i] + [a for a, b in skips if b == i and a < i]
         ops.append(Operator(i, "ADD", ins, [i + 1]))
-    return Graph(tensors, ops, [0], [len(sizes) - 1], sha256="0" * 64, source="<test>")
+    return Graph(tensors, ops, [0], [len(sizes) - 1, *outputs], sha256="0" * 64, source="<test>")
 
 
 def _check_no_overlap(graph: Graph, plan) -> None:
@@ -108,6 +109,16 @@ def test_inplace_never_over_a_graph_output() -> None:
     assert plan.tensor_offsets[2] != plan.tensor_offsets[1] and not plan.inplace_ops
 
 
+def test_inplace_never_over_a_graph_output_that_took_a_buffer() -> None:
+    # op 1 writes the graph output t2 over the dying t1; op 2 must not then write t3 over
+    # that buffer (t2's, read after the run), although t1 itself is no graph output
+    g = _chain_graph([1000, 1000, 1000, 1000], [], outputs=(2,))
+    plan = plan_memory(g, inplace={1: ((0,), 0), 2: ((0,), 0)})
+    assert plan.inplace_ops == {1}
+    assert plan.tensor_offsets[2] == plan.tensor_offsets[1] != plan.tensor_offsets[3]
+    _check_no_overlap(g, plan)
+
+
 def test_inplace_scratch_only_when_in_place() -> None:
     g = _chain_graph([1000, 1000, 1000, 1000], [(1, 2)])
     plan = plan_memory(g, {1: 64, 2: 64}, inplace={1: ((0,), 500), 2: ((0,), 500)})
@@ -123,7 +134,8 @@ def test_inplace_plans_never_share_live_bytes(sizes: list[int], data: st.DataObj
     n = len(sizes)
     skips = data.draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 2)), max_size=4))
     ops_inplace = data.draw(st.sets(st.integers(0, n - 2), max_size=n - 1))
-    g = _chain_graph(sizes, skips)
+    outputs = tuple(sorted(data.draw(st.sets(st.integers(1, n - 1), max_size=2)) - {n - 1}))
+    g = _chain_graph(sizes, skips, outputs)
     plan = plan_memory(g, inplace={k: ((0,), 16) for k in ops_inplace})
     _check_no_overlap(g, plan)
     assert plan.inplace_ops <= ops_inplace

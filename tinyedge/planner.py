@@ -112,9 +112,11 @@ def plan_memory(graph: Graph, scratch: dict[int, int] | None = None,
     for t in graph.outputs:
         touch(t, max(n_ops - 1, 0))
 
-    # in place: the output takes over a dying input's buffer, in op order
-    # never over a graph input (the caller's data) or a graph output (read after the run)
-    kept = {find(t) for t in list(graph.inputs) + list(graph.outputs) if t >= 0}
+    # in place: the output takes over a dying input's buffer, in op order;
+    # never over a graph input (the caller's data) or a graph output (read after the run),
+    # looked up through find() at each op: a graph output that took an earlier op's input buffer
+    # has made that buffer one no later op may overwrite
+    kept = [t for t in list(graph.inputs) + list(graph.outputs) if t >= 0]
     inplace_ops: set[int] = set()
     for op in graph.operators:
         if op.index not in inplace or not op.outputs or not graph.tensors[op.outputs[0]].is_activation:
@@ -126,7 +128,7 @@ def plan_memory(graph: Graph, scratch: dict[int, int] | None = None,
             if src_t < 0 or not graph.tensors[src_t].is_activation:
                 continue
             src = find(src_t)
-            if src == dst or last[src] != op.index or src in kept or first[dst] != op.index:
+            if src == dst or last[src] != op.index or first[dst] != op.index or any(find(t) == src for t in kept):
                 continue
             owner[dst] = src
             inplace_ops.add(op.index)

@@ -21,7 +21,8 @@ with ``round_zp = 2^(rs-1) + output_zero_point * 2^rs`` (adding zp * 2^rs
 before a floor shift adds exactly zp; ``hi >> 31`` is the -1 that makes ties
 go away from zero). :func:`requant_records` proves those conditions on the
 host for every input the channel can see (from the weights, inputs in
-[-128, 127]); a channel whose output is one constant over all of them (dead
+[-128, 127]), and that ``round_zp`` fits the record's int32 and no sum above
+overflows one; a channel whose output is one constant over all of them (dead
 channels: zero weights, or a huge bias with a tiny multiplier) is rewritten
 as that constant (zero weights, bias 4v, mult 2^30, rshift 1). When a
 channel fits neither, the op keeps the generic kernel. The portable
@@ -87,6 +88,9 @@ def channel_record(lo: int, hi: int, bias: int, mult: int, shift: int, zp: int, 
     if rs < 1 or lo < -(1 << 30) or hi >= (1 << 30):
         return None
     round_zp = (1 << (rs - 1)) + zp * (1 << rs)
+    if not INT32_MIN <= round_zp <= INT32_MAX:
+        # te_chan_t holds it as an int32_t (a large shift with a large zero point: zp * 2^rs)
+        return None
     if quant.srdhm(lo, mult) + round_zp - 1 < INT32_MIN or quant.srdhm(hi, mult) + round_zp > INT32_MAX:
         return None
     return [bias, mult, rs, round_zp], None
@@ -109,6 +113,7 @@ def requant_records(bias: np.ndarray, w_rows: np.ndarray, mults: np.ndarray, shi
         values[c], value = got
         if value is not None:
             constant[c], constant_value[c] = True, value
+    assert values.min() >= INT32_MIN and values.max() <= INT32_MAX, "te_chan_t fields are int32_t"
     return Records(values.astype(np.int32), constant, constant_value)
 
 

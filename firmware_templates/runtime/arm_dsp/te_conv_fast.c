@@ -137,6 +137,8 @@ static inline TE_ALWAYS_INLINE void te_conv_fast_run(const te_conv_fast_params_t
                 te_channels(p, xb, filter, output, 0, full);
             }
         }
+        /* an odd pixel count ended on a single pixel: the next image's output starts right after it */
+        output -= (size_t)(pixels & 1) * (size_t)p->out_c;
     }
 }
 
