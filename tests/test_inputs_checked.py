@@ -125,6 +125,44 @@ def test_bad_counts(tmp_path: Path, args: list[str], needle: str) -> None:
     assert_no_work(tmp_path, tmp_path / "report.json")
 
 
+@pytest.mark.parametrize("model,count,needle", [
+    (HELLO, "1000000000000", "--random 1000000000000: at most 100,000 random samples"),
+    (str(shared_model("vww_96_int8")), "50000", "--random 50000: at most 38,836 random samples of this model's "
+                                                "27,648-byte input"),
+])
+def test_random_count_beyond_memory(tmp_path: Path, model: str, count: str, needle: str) -> None:
+    """Refused at once: the samples used to be made first, until the memory ran out."""
+    proc = run_cli("validate", model, "--board", "mps2-an386", "--emulator", "qemu", "--random", count,
+                   cwd=tmp_path, timeout=60)
+    assert_one_line_error(proc, needle)
+    assert_no_work(tmp_path, tmp_path / "report.json")
+
+
+def test_missing_serial_port_before_the_build(tmp_path: Path) -> None:
+    proc = run_cli("validate", HELLO, "--board", "mps2-an386", "--port", str(tmp_path / "ttyNONE"),
+                   "--random", "1", cwd=tmp_path)
+    assert_one_line_error(proc, "ttyNONE: no such serial port", "tinyedge devices")
+    assert_no_work(tmp_path, tmp_path / "report.json")
+
+
+# ---- bench: every model, board and kernel set, and the baselines, before any build -----
+
+@pytest.mark.parametrize("args,needle", [
+    ([HELLO, "missing.tflite"], "model file not found: missing.tflite"),
+    ([HELLO, str(shared_model("vww_96_int8")), "--board", "mps2-an386", "--board", "microbit"],
+     "vww_96_int8.tflite does not fit microbit"),
+    ([HELLO, "--baselines", "broken.json"], "--baselines broken.json: is not valid JSON"),
+    ([HELLO, "--baselines", "list.json"], "--baselines list.json: is not a baselines file"),
+    ([HELLO, "--baselines", "."], "--baselines .: is a directory"),
+])
+def test_bench_checks_before_any_build(tmp_path: Path, args: list[str], needle: str) -> None:
+    (tmp_path / "broken.json").write_text('{"results": [')
+    (tmp_path / "list.json").write_text("[1, 2]")
+    proc = run_cli("bench", *args, "-o", "out", "--workdir", "work", cwd=tmp_path)
+    assert_one_line_error(proc, needle)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+
+
 # ---- data ---------------------------------------------------------------------
 
 def test_nan_in_validation_data_names_file_sample_and_count(tmp_path: Path) -> None:

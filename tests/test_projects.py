@@ -142,3 +142,12 @@ def test_lock_wait_is_bounded(tmp_path: Path) -> None:
     with project_lock(tmp_path, wait=0.5):     # the kernel freed it with its holder
         with project_lock(tmp_path):           # and it is re-entrant within a process
             assert (tmp_path / LOCK_NAME).exists()
+
+
+@pytest.mark.parametrize("manifest", ['{"board": "mps2-an386", ', "[1]", '{"model_sha256": "ab"}'])
+def test_a_damaged_manifest_is_a_user_error(tmp_path: Path, manifest: str) -> None:
+    """build and flash read DIR/tinyedge.json: damaged, it is named, not a traceback."""
+    (tmp_path / "fw").mkdir()
+    (tmp_path / "fw" / "tinyedge.json").write_text(manifest)
+    for args in (["build", "fw"], ["flash", "fw", "--probe", "gdb://127.0.0.1:9"]):
+        assert_one_line_error(run_cli(*args, cwd=tmp_path), "fw/tinyedge.json", "generate the project again")

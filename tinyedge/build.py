@@ -179,11 +179,52 @@ def check_fits(rep: MemoryReport, board_name: str) -> None:
 
 
 def read_manifest(project: Path) -> dict:
+    """The project's manifest; a missing, damaged or hand-broken one is refused."""
     path = project / MANIFEST
     if not path.exists():
         raise TinyEdgeError(f"{project} is not a tinyedge project (no {MANIFEST})",
                             "create one with `tinyedge generate MODEL --board B -o DIR`")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise TinyEdgeError(f"{path} cannot be read as a tinyedge manifest: {getattr(exc, 'strerror', None) or exc}",
+                            f"generate the project again (`tinyedge generate MODEL --board B -o {project}`)") from None
+    if not isinstance(manifest, dict) or not all(isinstance(manifest.get(k), str)
+                                                 for k in ("board", "model_sha256")):
+        raise TinyEdgeError(f"{path} is not a tinyedge manifest (no board or model_sha256)",
+                            f"generate the project again (`tinyedge generate MODEL --board B -o {project}`)")
+    return manifest
+
+
+def check_firmware(elf_path: Path, model_sha256: str, model_name: str, board: str, kernels: str | None) -> None:
+    """Before an emulator starts or a board is flashed: is this prebuilt firmware
+    (``--firmware``) the one asked for? Its ELF holds the model's SHA-256 and name
+    (``te_model_sha256``, ``te_model_name``); the manifest of the project it was
+    built in, when it sits in one (DIR/build/firmware.elf), names its board and
+    kernel set. ``kernels``: the set asked for explicitly, or None. (The device's
+    HELLO is checked again once it runs.)"""
+    elf = ElfFile(elf_path)
+    syms = elf.symbols()
+    theirs = elf.read(syms["te_model_sha256"].value, 32) if "te_model_sha256" in syms else None
+    if theirs is not None and theirs.hex() != model_sha256:
+        raw = elf.read(syms["te_model_name"].value, syms["te_model_name"].size) if "te_model_name" in syms else None
+        name = raw.split(b"\0")[0].decode(errors="replace") if raw else ""
+        label = f"'{name}'" if name else "another model"
+        raise TinyEdgeError(f"--firmware {elf_path} was built for {label} (SHA-256 {theirs.hex()[:12]}...), "
+                            f"not '{model_name}' (SHA-256 {model_sha256[:12]}...)",
+                            "give the firmware built for this model, or leave out --firmware to build it")
+    project = elf_path.parent.parent
+    if elf_path.parent.name != "build" or not (project / MANIFEST).is_file():
+        return
+    manifest = read_manifest(project)
+    if manifest["board"] != board:
+        raise TinyEdgeError(f"--firmware {elf_path} was built for {manifest['board']} (its project {project} "
+                            f"says so), not for {board}",
+                            f"validate it with --board {manifest['board']}, or build the firmware for {board}")
+    built = manifest.get("kernels")
+    if kernels is not None and isinstance(built, str) and built != kernels:
+        raise TinyEdgeError(f"--firmware {elf_path} was built with the {built} kernels, not --kernels {kernels}",
+                            f"leave out --kernels (the firmware is validated as built), or give --kernels {built}")
 
 
 def find_elf(project: Path) -> Path:
