@@ -222,3 +222,26 @@ def test_generate_fails_for_a_model_that_does_not_fit(tmp_path: Path) -> None:
     proc = run_cli("generate", str(shared_model("vww_96_int8")), "--board", "microbit", "-o", "fw", cwd=tmp_path)
     assert_one_line_error(proc, "vww_96_int8.tflite does not fit microbit", "RAM")
     assert not (tmp_path / "fw").exists()
+
+
+# ---- files that are not regular files: a FIFO blocks, a device never ends -------------
+
+@pytest.mark.parametrize("what", ["model", "data", "report"])
+def test_fifo_is_refused_not_waited_on(tmp_path: Path, what: str) -> None:
+    """A FIFO read would wait for a writer forever; replacing one (as a report) would
+    remove it. Each is refused at once, with the kind of file named."""
+    fifo = tmp_path / {"model": "m.tflite", "data": "d.npy", "report": "r.json"}[what]
+    os.mkfifo(fifo)
+    model = str(fifo) if what == "model" else HELLO
+    args = {"model": ["--random", "1"], "data": ["--data", str(fifo)], "report": ["--random", "1", "--force",
+                                                                                   "--report", str(fifo)]}[what]
+    proc = run_cli("validate", model, "--board", "mps2-an386", "--emulator", "qemu", *args, cwd=tmp_path, timeout=60)
+    assert_one_line_error(proc, f"{fifo.name} is a FIFO (named pipe), not a regular file")
+    assert fifo.is_fifo()
+    assert not (tmp_path / "tinyedge_build").exists()
+
+
+def test_a_device_as_model_is_refused(tmp_path: Path) -> None:
+    """/dev/zero never ends: read whole, it filled the memory."""
+    assert_one_line_error(run_cli("inspect", "/dev/zero", cwd=tmp_path, timeout=60),
+                          "model /dev/zero is a character device, not a regular file")

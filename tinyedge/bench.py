@@ -38,6 +38,7 @@ import numpy as np
 
 from tinyedge import __version__
 from tinyedge.errors import TinyEdgeError
+from tinyedge.infiles import check_regular
 from tinyedge.model import Graph
 from tinyedge.model.ir import DTYPES
 from tinyedge.outputs import write_atomic
@@ -100,6 +101,7 @@ def load_baselines(path: Path | None) -> list[dict[str, Any]]:
         return TinyEdgeError(f"--baselines {path}: {why}",
                              "give the TFLM baselines file (benchmarks/tflm_qemu.json), or a path that does not "
                              "exist to bench without comparing")
+    check_regular(path, "--baselines", "give the TFLM baselines file (benchmarks/tflm_qemu.json)")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except IsADirectoryError:

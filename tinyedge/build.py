@@ -23,6 +23,7 @@ from typing import Callable
 from tinyedge import procs
 from tinyedge.elf import SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_NOBITS, ElfFile
 from tinyedge.errors import TinyEdgeError
+from tinyedge.infiles import check_regular
 from tinyedge.outputs import write_atomic
 
 MANIFEST = "tinyedge.json"
@@ -184,6 +185,7 @@ def read_manifest(project: Path) -> dict:
     if not path.exists():
         raise TinyEdgeError(f"{project} is not a tinyedge project (no {MANIFEST})",
                             "create one with `tinyedge generate MODEL --board B -o DIR`")
+    check_regular(path, "manifest", f"generate the project again (`tinyedge generate MODEL --board B -o {project}`)")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from tinyedge.errors import TinyEdgeError
+from tinyedge.infiles import check_regular
 
 SHT_SYMTAB = 2
 SHT_NOBITS = 8
@@ -56,6 +57,7 @@ class ElfFile:
         self.path = Path(path)
         if not self.path.exists():
             raise TinyEdgeError(f"ELF file not found: {self.path}", "run `tinyedge build DIR` first")
+        check_regular(self.path, "firmware", "give the firmware.elf the build produced")
         data = self.path.read_bytes()
         if data[:4] != b"\x7fELF" or data[4:6] != b"\x01\x01":
             raise TinyEdgeError(f"{self.path} is not a 32-bit little-endian ELF file",
