@@ -241,6 +241,13 @@ def test_fifo_is_refused_not_waited_on(tmp_path: Path, what: str) -> None:
     assert not (tmp_path / "tinyedge_build").exists()
 
 
+def test_a_fifo_to_convert_is_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "m.keras")
+    np.save(tmp_path / "c.npy", np.zeros((2, 1), np.float32))
+    proc = run_cli("convert", "m.keras", "-o", "m.tflite", "--calibration", "c.npy", cwd=tmp_path, timeout=60)
+    assert_one_line_error(proc, "model m.keras is a FIFO (named pipe), not a regular file")
+
+
 def test_a_device_as_model_is_refused(tmp_path: Path) -> None:
     """/dev/zero never ends: read whole, it filled the memory."""
     assert_one_line_error(run_cli("inspect", "/dev/zero", cwd=tmp_path, timeout=60),
