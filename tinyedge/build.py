@@ -36,13 +36,16 @@ _LD_PREFIX = re.compile(r"^\S*?(?:^|/)ld(?:\.bfd|\.gold)?: ")
 _LINK_PROBLEMS = ("undefined reference to", "multiple definition of", "overflowed by", "will not fit in region",
                   "cannot find ")
 _MAKE_ERROR = re.compile(r"^make(?:\[\d+\])?: \*\*\* (.*)$")
+# the compiler driver's own: "arm-none-eabi-gcc: fatal error: Killed signal terminated program cc1"
+_DRIVER_ERROR = re.compile(r"^\S*(?:gcc|g\+\+|cc|clang|as|cpp)(?:-[\d.]+)?: (?:fatal )?error: .*$")
 
 
 def first_diagnostic(log: str) -> str:
     """The first line of a build log that says what broke: a compiler error
     (``file:line:col: error: ...``), else the linker's (an undefined or doubly
     defined symbol, a full region, its own "error:" lines), else a line that
-    starts with "error:" (the generated Makefile's toolchain check), else
+    starts with "error:" (the generated Makefile's toolchain check) or the
+    compiler driver's own error (a compiler killed, a missing file), else
     make's own complaint, else the last line."""
     lines = [ln.rstrip() for ln in log.splitlines() if ln.strip()]
     for ln in lines:
@@ -57,11 +60,11 @@ def first_diagnostic(log: str) -> str:
         if _LD_PREFIX.match(ln) and "error" in ln.lower():
             return re.sub(r"^error: ", "", _LD_PREFIX.sub("", ln))
     for ln in lines:
-        if ln.lower().startswith("error:"):
+        if ln.lower().startswith("error:") or _DRIVER_ERROR.match(ln):
             return ln
     for ln in lines:
         m = _MAKE_ERROR.match(ln)
-        if m and not re.fullmatch(r"\[.*\] Error \d+", m.group(1)):
+        if m and not re.fullmatch(r"\[.*\] Error \d+|Waiting for unfinished jobs\.*", m.group(1)):
             return m.group(1)
     rest = [ln for ln in lines if not re.match(r"make(\[\d+\])?: (Entering|Leaving) directory", ln)]
     return rest[-1] if rest else "(no output)"
