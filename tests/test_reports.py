@@ -196,7 +196,7 @@ def test_firmware_for_another_board_is_refused(work: Path, tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr
     assert run_cli("build", "fw385", cwd=tmp_path).returncode == 0
     proc = validate("--random", "1", "--firmware", "fw385", cwd=tmp_path)
-    assert_one_line_error(proc, "--firmware fw385/build/firmware.elf was built for mps2-an385", "not for mps2-an386",
+    assert_one_line_error(proc, "firmware fw385/build/firmware.elf was built for mps2-an385", "not for mps2-an386",
                           "--board mps2-an385")
     assert "validating" not in proc.stdout
     shutil.copy(tmp_path / "fw385" / "build" / "firmware.elf", tmp_path / "bare.elf")

@@ -201,31 +201,36 @@ def read_manifest(project: Path) -> dict:
     return manifest
 
 
-def check_firmware(elf_path: Path, model_sha256: str, model_name: str, board: str, kernels: str | None) -> None:
-    """Before an emulator starts or a board is flashed: is this prebuilt firmware
-    (``--firmware``) the one asked for? Its ELF holds the model's SHA-256 and name
-    (``te_model_sha256``, ``te_model_name``); the manifest of the project it was
-    built in, when it sits in one (DIR/build/firmware.elf), names its board and
-    kernel set. ``kernels``: the set asked for explicitly, or None. (The device's
-    HELLO is checked again once it runs.)"""
-    elf = ElfFile(elf_path)
+def _check_firmware_model(elf: ElfFile, model_sha256: str, model_name: str) -> None:
     syms = elf.symbols()
     theirs = elf.read(syms["te_model_sha256"].value, 32) if "te_model_sha256" in syms else None
     if theirs is not None and theirs.hex() != model_sha256:
         raw = elf.read(syms["te_model_name"].value, syms["te_model_name"].size) if "te_model_name" in syms else None
         name = raw.split(b"\0")[0].decode(errors="replace") if raw else ""
         label = f"'{name}'" if name else "another model"
-        raise TinyEdgeError(f"--firmware {elf_path} was built for {label} (SHA-256 {theirs.hex()[:12]}...), "
+        raise TinyEdgeError(f"--firmware {elf.path} was built for {label} (SHA-256 {theirs.hex()[:12]}...), "
                             f"not '{model_name}' (SHA-256 {model_sha256[:12]}...)",
                             "give the firmware built for this model, or leave out --firmware to build it")
+
+
+def check_firmware(elf_path: Path, model_sha256: str | None, model_name: str, board: str,
+                   kernels: str | None) -> None:
+    """Before an emulator starts or a board is flashed: is this prebuilt firmware
+    (``--firmware``) the one asked for? Its ELF holds the model's SHA-256 and name
+    (``te_model_sha256``, ``te_model_name``); the manifest of the project it was
+    built in, when it sits in one (DIR/build/firmware.elf), names its board and
+    kernel set. ``model_sha256``/``kernels``: the model and the set asked for, or
+    None: not checked. (The device's HELLO is checked again once it runs.)"""
+    if model_sha256 is not None:
+        _check_firmware_model(ElfFile(elf_path), model_sha256, model_name)
     project = elf_path.parent.parent
     if elf_path.parent.name != "build" or not (project / MANIFEST).is_file():
         return
     manifest = read_manifest(project)
     if manifest["board"] != board:
-        raise TinyEdgeError(f"--firmware {elf_path} was built for {manifest['board']} (its project {project} "
+        raise TinyEdgeError(f"firmware {elf_path} was built for {manifest['board']} (its project {project} "
                             f"says so), not for {board}",
-                            f"validate it with --board {manifest['board']}, or build the firmware for {board}")
+                            f"give --board {manifest['board']}, or build the firmware for {board}")
     built = manifest.get("kernels")
     if kernels is not None and isinstance(built, str) and built != kernels:
         raise TinyEdgeError(f"--firmware {elf_path} was built with the {built} kernels, not --kernels {kernels}",
