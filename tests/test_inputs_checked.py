@@ -252,3 +252,14 @@ def test_a_device_as_model_is_refused(tmp_path: Path) -> None:
     """/dev/zero never ends: read whole, it filled the memory."""
     assert_one_line_error(run_cli("inspect", "/dev/zero", cwd=tmp_path, timeout=60),
                           "model /dev/zero is a character device, not a regular file")
+
+
+def test_project_that_holds_the_users_files_is_left_alone(tmp_path: Path) -> None:
+    """Refused before any work, and nothing written in it (not even the lock file)."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    proc = run_cli(*VALIDATE, "--random", "1", "--project", "mine", cwd=tmp_path)
+    assert_one_line_error(proc, "mine is not empty and not a tinyedge project", "directory for --project")
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+    assert "generating" not in proc.stdout
+    assert_no_work(tmp_path, tmp_path / "report.json")

@@ -137,9 +137,10 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
             memory = memory_report(elf, board.flash_size, board.ram_size)
             say(f"using the firmware {elf} as built")
         else:
-            from tinyedge.codegen.project import generate_project
+            from tinyedge.codegen.project import check_project_dir, generate_project
 
             project = project or default_project_dir(model, board.name)
+            check_project_dir(project, "--project")   # before its lock file is written in it
             locked.enter_context(project_lock(project, log=say))
             say(f"generating {project} for {board.name} ({net.kernels} kernels)")
             generate_project(net, project)
