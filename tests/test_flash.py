@@ -334,3 +334,14 @@ def test_vcp_table_is_validated(tmp_path: Path) -> None:
     path.write_text(BOARD.path.read_text() + '\n[vcp]\nusb_id = ["0483:374b"]\n')  # type: ignore[union-attr]
     with pytest.raises(TinyEdgeError, match="unknown key"):
         load_board(str(path))
+
+
+def test_firmware_of_another_boards_project_is_refused_before_the_probe(firmware: dict, tmp_path: Path) -> None:
+    """An ELF in DIR/build/ of a project generated for one board, flashed with --board
+    another whose memories also hold it: refused from the project's manifest."""
+    project = tmp_path / "proj"
+    (project / "build").mkdir(parents=True)
+    (project / "build" / "firmware.elf").write_bytes(Path(str(firmware["elf"])).read_bytes())
+    (project / "tinyedge.json").write_text(json.dumps({"board": "nucleo-f746zg", "model_sha256": "00" * 32}))
+    with pytest.raises(TinyEdgeError, match="was built for nucleo-f746zg .* not for stm32f4-discovery"):
+        flash_firmware(project, load_board("stm32f4-discovery"), "gdb://127.0.0.1:9")

@@ -125,6 +125,44 @@ def test_bad_counts(tmp_path: Path, args: list[str], needle: str) -> None:
     assert_no_work(tmp_path, tmp_path / "report.json")
 
 
+@pytest.mark.parametrize("model,count,needle", [
+    (HELLO, "1000000000000", "--random 1000000000000: at most 100,000 random samples"),
+    (str(shared_model("vww_96_int8")), "50000", "--random 50000: at most 38,836 random samples of this model's "
+                                                "27,648-byte input"),
+])
+def test_random_count_beyond_memory(tmp_path: Path, model: str, count: str, needle: str) -> None:
+    """Refused at once: the samples used to be made first, until the memory ran out."""
+    proc = run_cli("validate", model, "--board", "mps2-an386", "--emulator", "qemu", "--random", count,
+                   cwd=tmp_path, timeout=60)
+    assert_one_line_error(proc, needle)
+    assert_no_work(tmp_path, tmp_path / "report.json")
+
+
+def test_missing_serial_port_before_the_build(tmp_path: Path) -> None:
+    proc = run_cli("validate", HELLO, "--board", "mps2-an386", "--port", str(tmp_path / "ttyNONE"),
+                   "--random", "1", cwd=tmp_path)
+    assert_one_line_error(proc, "ttyNONE: no such serial port", "tinyedge devices")
+    assert_no_work(tmp_path, tmp_path / "report.json")
+
+
+# ---- bench: every model, board and kernel set, and the baselines, before any build -----
+
+@pytest.mark.parametrize("args,needle", [
+    ([HELLO, "missing.tflite"], "model file not found: missing.tflite"),
+    ([HELLO, str(shared_model("vww_96_int8")), "--board", "mps2-an386", "--board", "microbit"],
+     "vww_96_int8.tflite does not fit microbit"),
+    ([HELLO, "--baselines", "broken.json"], "--baselines broken.json: is not valid JSON"),
+    ([HELLO, "--baselines", "list.json"], "--baselines list.json: is not a baselines file"),
+    ([HELLO, "--baselines", "."], "--baselines .: is a directory"),
+])
+def test_bench_checks_before_any_build(tmp_path: Path, args: list[str], needle: str) -> None:
+    (tmp_path / "broken.json").write_text('{"results": [')
+    (tmp_path / "list.json").write_text("[1, 2]")
+    proc = run_cli("bench", *args, "-o", "out", "--workdir", "work", cwd=tmp_path)
+    assert_one_line_error(proc, needle)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+
+
 # ---- data ---------------------------------------------------------------------
 
 def test_nan_in_validation_data_names_file_sample_and_count(tmp_path: Path) -> None:
@@ -184,3 +222,44 @@ def test_generate_fails_for_a_model_that_does_not_fit(tmp_path: Path) -> None:
     proc = run_cli("generate", str(shared_model("vww_96_int8")), "--board", "microbit", "-o", "fw", cwd=tmp_path)
     assert_one_line_error(proc, "vww_96_int8.tflite does not fit microbit", "RAM")
     assert not (tmp_path / "fw").exists()
+
+
+# ---- files that are not regular files: a FIFO blocks, a device never ends -------------
+
+@pytest.mark.parametrize("what", ["model", "data", "report"])
+def test_fifo_is_refused_not_waited_on(tmp_path: Path, what: str) -> None:
+    """A FIFO read would wait for a writer forever; replacing one (as a report) would
+    remove it. Each is refused at once, with the kind of file named."""
+    fifo = tmp_path / {"model": "m.tflite", "data": "d.npy", "report": "r.json"}[what]
+    os.mkfifo(fifo)
+    model = str(fifo) if what == "model" else HELLO
+    args = {"model": ["--random", "1"], "data": ["--data", str(fifo)], "report": ["--random", "1", "--force",
+                                                                                   "--report", str(fifo)]}[what]
+    proc = run_cli("validate", model, "--board", "mps2-an386", "--emulator", "qemu", *args, cwd=tmp_path, timeout=60)
+    assert_one_line_error(proc, f"{fifo.name} is a FIFO (named pipe), not a regular file")
+    assert fifo.is_fifo()
+    assert not (tmp_path / "tinyedge_build").exists()
+
+
+def test_a_fifo_to_convert_is_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "m.keras")
+    np.save(tmp_path / "c.npy", np.zeros((2, 1), np.float32))
+    proc = run_cli("convert", "m.keras", "-o", "m.tflite", "--calibration", "c.npy", cwd=tmp_path, timeout=60)
+    assert_one_line_error(proc, "model m.keras is a FIFO (named pipe), not a regular file")
+
+
+def test_a_device_as_model_is_refused(tmp_path: Path) -> None:
+    """/dev/zero never ends: read whole, it filled the memory."""
+    assert_one_line_error(run_cli("inspect", "/dev/zero", cwd=tmp_path, timeout=60),
+                          "model /dev/zero is a character device, not a regular file")
+
+
+def test_project_that_holds_the_users_files_is_left_alone(tmp_path: Path) -> None:
+    """Refused before any work, and nothing written in it (not even the lock file)."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    proc = run_cli(*VALIDATE, "--random", "1", "--project", "mine", cwd=tmp_path)
+    assert_one_line_error(proc, "mine is not empty and not a tinyedge project", "directory for --project")
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+    assert "generating" not in proc.stdout
+    assert_no_work(tmp_path, tmp_path / "report.json")

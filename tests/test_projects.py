@@ -142,3 +142,27 @@ def test_lock_wait_is_bounded(tmp_path: Path) -> None:
     with project_lock(tmp_path, wait=0.5):     # the kernel freed it with its holder
         with project_lock(tmp_path):           # and it is re-entrant within a process
             assert (tmp_path / LOCK_NAME).exists()
+
+
+@pytest.mark.parametrize("manifest", ['{"board": "mps2-an386", ', "[1]", '{"model_sha256": "ab"}'])
+def test_a_damaged_manifest_is_a_user_error(tmp_path: Path, manifest: str) -> None:
+    """build and flash read DIR/tinyedge.json: damaged, it is named, not a traceback."""
+    (tmp_path / "fw").mkdir()
+    (tmp_path / "fw" / "tinyedge.json").write_text(manifest)
+    for args in (["build", "fw"], ["flash", "fw", "--probe", "gdb://127.0.0.1:9"]):
+        assert_one_line_error(run_cli(*args, cwd=tmp_path), "fw/tinyedge.json", "generate the project again")
+
+
+def test_a_killed_compiler_is_named_not_makes_waiting_line() -> None:
+    """make.log of a build whose cc1 was killed (captured from a real run): the
+    driver's fatal error says what broke; "Waiting for unfinished jobs" does not."""
+    from tinyedge.build import first_diagnostic
+
+    log = ("make: Entering directory '/tmp/p'\n"
+           "arm-none-eabi-gcc -mcpu=cortex-m4 -c runtime/te_activations.c -o build/obj/runtime/te_activations.o\n"
+           "arm-none-eabi-gcc: fatal error: Killed signal terminated program cc1\n"
+           "compilation terminated.\n"
+           "make: *** [Makefile:53: build/obj/runtime/te_activations.o] Error 1\n"
+           "make: *** Waiting for unfinished jobs....\n"
+           "make: Leaving directory '/tmp/p'\n")
+    assert first_diagnostic(log) == "arm-none-eabi-gcc: fatal error: Killed signal terminated program cc1"

@@ -145,14 +145,20 @@ def test_hung_device_client_side_timing(tmp_path: Path) -> None:
         assert 5.0 <= time.monotonic() - start < 5.5
 
 
-def test_wrong_model_on_the_port_is_refused(builds: Path) -> None:
+def test_wrong_model_on_the_port_is_refused(builds: Path, tmp_path: Path) -> None:
+    """From the --firmware ELF's symbols before the port is opened; from HELLO when
+    the ELF has none (stripped)."""
     elf = firmware("hello_world_int8", "mps2-an386", builds)
+    stripped = tmp_path / "stripped.elf"
+    subprocess.run(["arm-none-eabi-strip", "-o", str(stripped), str(elf)], check=True)
     with QemuInstance("mps2-an386", elf) as qemu:
-        proc = tinyedge("validate", str(shared_model("kws_ref_model")), "--board", "mps2-an386",
-                        "--port", qemu.url, "--firmware", str(elf), "--random", "1")
-    assert proc.returncode == 1
-    assert "the device runs 'hello_world_int8'" in proc.stderr and "not 'kws_ref_model'" in proc.stderr
-    assert "Traceback" not in proc.stderr
+        for given, refused in ((elf, "was built for 'hello_world_int8'"),
+                               (stripped, "the device runs 'hello_world_int8'")):
+            proc = tinyedge("validate", str(shared_model("kws_ref_model")), "--board", "mps2-an386",
+                            "--port", qemu.url, "--firmware", str(given), "--random", "1")
+            assert proc.returncode == 1
+            assert refused in proc.stderr and "not 'kws_ref_model'" in proc.stderr
+            assert "Traceback" not in proc.stderr
 
 
 # ---- throughput of a 96x96x3 input ---------------------------------------------------

@@ -97,6 +97,11 @@ def test_resume_refuses_other_data(work: Path, report: Path) -> None:
     (lambda b: json.dumps({**json.loads(b), "format_version": 2}).encode(),
      "is a report of format version 2, this tinyedge reads version 3"),
     (lambda b: b"\xff\xfe binary", "cannot read"),
+    # a hand-edited sample: refused before the build, not a traceback after it
+    (lambda b: json.dumps({**json.loads(b), "samples": [{**json.loads(b)["samples"][0], "ticks": "x"}]}).encode(),
+     "sample 0 is malformed (field(s) ticks"),
+    (lambda b: json.dumps({**json.loads(b), "samples": [{**json.loads(b)["samples"][0], "extra": 1}]}).encode(),
+     "sample 0 is malformed (field(s) extra"),
 ])
 def test_resume_refuses_a_damaged_report(work: Path, report: Path, damage, needle: str) -> None:  # type: ignore[no-untyped-def]
     report.write_bytes(damage(report.read_bytes()))
@@ -232,17 +237,38 @@ def test_without_o_tmpfile_a_named_file_is_used_and_removed_on_error(tmp_path: P
 
 def test_firmware_for_another_board_is_refused(work: Path, tmp_path: Path) -> None:
     """Firmware built for mps2-an385 (Cortex-M3) runs on QEMU's mps2-an386 machine, and
-    must not be validated (and measured) as mps2-an386."""
+    must not be validated (and measured) as mps2-an386: refused from its project's
+    manifest before QEMU starts and, for an ELF outside its project, from HELLO."""
     proc = run_cli("generate", str(HELLO), "--board", "mps2-an385", "-o", "fw385", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert run_cli("build", "fw385", cwd=tmp_path).returncode == 0
     proc = validate("--random", "1", "--firmware", "fw385", cwd=tmp_path)
+    assert_one_line_error(proc, "firmware fw385/build/firmware.elf was built for mps2-an385", "not for mps2-an386",
+                          "--board mps2-an385")
+    assert "validating" not in proc.stdout
+    shutil.copy(tmp_path / "fw385" / "build" / "firmware.elf", tmp_path / "bare.elf")
+    proc = validate("--random", "1", "--firmware", "bare.elf", cwd=tmp_path)
     assert_one_line_error(proc, "the device runs firmware built for mps2-an385 (cortex-m3), "
                                 "not for mps2-an386 (cortex-m4)", "--board mps2-an385")
     assert not (tmp_path / "report.json").exists()
 
 
 def test_firmware_of_another_model_is_named(work: Path, tmp_path: Path) -> None:
+    """Read from the ELF (te_model_sha256, te_model_name) before QEMU starts."""
     proc = validate("--random", "1", "--firmware", str(work / "fw"), cwd=tmp_path, model=work / "other.tflite")
-    assert_one_line_error(proc, "the device runs 'hello_world_int8' (SHA-256 505ee4fae7fa...), not 'other' "
+    assert_one_line_error(proc, "was built for 'hello_world_int8' (SHA-256 505ee4fae7fa...), not 'other' "
                                 "(SHA-256 ")
+    assert "validating" not in proc.stdout
+
+
+def test_firmware_built_with_other_kernels_is_refused(work: Path, tmp_path: Path) -> None:
+    """fw was built with the board's default (dsp) kernels; --kernels portable asks for others."""
+    proc = validate("--random", "1", "--firmware", str(work / "fw"), "--kernels", "portable", cwd=tmp_path)
+    assert_one_line_error(proc, "was built with the dsp kernels, not --kernels portable")
+
+
+@pytest.mark.parametrize("size", [100, 3000])
+def test_truncated_firmware_is_a_user_error(work: Path, tmp_path: Path, size: int) -> None:
+    (tmp_path / "cut.elf").write_bytes((work / "fw" / "build" / "firmware.elf").read_bytes()[:size])
+    proc = validate("--random", "1", "--firmware", "cut.elf", cwd=tmp_path)
+    assert_one_line_error(proc, "cut.elf is a damaged or truncated ELF file")

@@ -38,6 +38,7 @@ import numpy as np
 
 from tinyedge import __version__
 from tinyedge.errors import TinyEdgeError
+from tinyedge.infiles import check_regular
 from tinyedge.model import Graph
 from tinyedge.model.ir import DTYPES
 from tinyedge.outputs import write_atomic
@@ -91,9 +92,45 @@ def baseline_input(graph: Graph) -> list[np.ndarray]:
 
 
 def load_baselines(path: Path | None) -> list[dict[str, Any]]:
+    """TFLM's figures (``{"results": [{"model", "core", "variant", ...}, ...]}``); [] when
+    the file is absent. A file that is there but not of that form is refused."""
     if path is None or not path.exists():
         return []
-    return list(json.loads(path.read_text()).get("results", []))
+
+    def refuse(why: str) -> TinyEdgeError:
+        return TinyEdgeError(f"--baselines {path}: {why}",
+                             "give the TFLM baselines file (benchmarks/tflm_qemu.json), or a path that does not "
+                             "exist to bench without comparing")
+    check_regular(path, "--baselines", "give the TFLM baselines file (benchmarks/tflm_qemu.json)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except IsADirectoryError:
+        raise refuse("is a directory, not a JSON file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise refuse(f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise refuse(f"is not valid JSON (truncated or damaged): {exc.msg} at line {exc.lineno}") from None
+    rows = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(
+            isinstance(r, dict) and all(isinstance(r.get(k), str) for k in ("model", "core", "variant"))
+            for r in rows):
+        raise refuse("is not a baselines file (a 'results' list of rows with model, core and variant)")
+    return rows
+
+
+def check_bench(models: Iterable[Path], boards: Iterable[str], kernel_sets: Iterable[str]) -> None:
+    """Everything a bench run will do is possible, checked before any of it starts:
+    every model loads and fits every board with every kernel set, and every board
+    runs in QEMU."""
+    from tinyedge.boards import load_board
+    from tinyedge.pipeline import compile_for_board
+
+    for board_name in boards:
+        if not load_board(board_name).qemu_machine:
+            raise TinyEdgeError(f"board {board_name} cannot be benchmarked in QEMU", "pick an emulated board")
+        for kernels in kernel_sets:
+            for model in models:
+                compile_for_board(model, board_name, kernels)
 
 
 def baseline_for(rows: list[dict[str, Any]], model: str, core: str) -> dict[str, Any]:

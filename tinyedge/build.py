@@ -23,6 +23,7 @@ from typing import Callable
 from tinyedge import procs
 from tinyedge.elf import SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_NOBITS, ElfFile
 from tinyedge.errors import TinyEdgeError
+from tinyedge.infiles import check_regular
 from tinyedge.outputs import write_atomic
 
 MANIFEST = "tinyedge.json"
@@ -35,13 +36,16 @@ _LD_PREFIX = re.compile(r"^\S*?(?:^|/)ld(?:\.bfd|\.gold)?: ")
 _LINK_PROBLEMS = ("undefined reference to", "multiple definition of", "overflowed by", "will not fit in region",
                   "cannot find ")
 _MAKE_ERROR = re.compile(r"^make(?:\[\d+\])?: \*\*\* (.*)$")
+# the compiler driver's own: "arm-none-eabi-gcc: fatal error: Killed signal terminated program cc1"
+_DRIVER_ERROR = re.compile(r"^\S*(?:gcc|g\+\+|cc|clang|as|cpp)(?:-[\d.]+)?: (?:fatal )?error: .*$")
 
 
 def first_diagnostic(log: str) -> str:
     """The first line of a build log that says what broke: a compiler error
     (``file:line:col: error: ...``), else the linker's (an undefined or doubly
     defined symbol, a full region, its own "error:" lines), else a line that
-    starts with "error:" (the generated Makefile's toolchain check), else
+    starts with "error:" (the generated Makefile's toolchain check) or the
+    compiler driver's own error (a compiler killed, a missing file), else
     make's own complaint, else the last line."""
     lines = [ln.rstrip() for ln in log.splitlines() if ln.strip()]
     for ln in lines:
@@ -56,11 +60,11 @@ def first_diagnostic(log: str) -> str:
         if _LD_PREFIX.match(ln) and "error" in ln.lower():
             return re.sub(r"^error: ", "", _LD_PREFIX.sub("", ln))
     for ln in lines:
-        if ln.lower().startswith("error:"):
+        if ln.lower().startswith("error:") or _DRIVER_ERROR.match(ln):
             return ln
     for ln in lines:
         m = _MAKE_ERROR.match(ln)
-        if m and not re.fullmatch(r"\[.*\] Error \d+", m.group(1)):
+        if m and not re.fullmatch(r"\[.*\] Error \d+|Waiting for unfinished jobs\.*", m.group(1)):
             return m.group(1)
     rest = [ln for ln in lines if not re.match(r"make(\[\d+\])?: (Entering|Leaving) directory", ln)]
     return rest[-1] if rest else "(no output)"
@@ -179,11 +183,58 @@ def check_fits(rep: MemoryReport, board_name: str) -> None:
 
 
 def read_manifest(project: Path) -> dict:
+    """The project's manifest; a missing, damaged or hand-broken one is refused."""
     path = project / MANIFEST
     if not path.exists():
         raise TinyEdgeError(f"{project} is not a tinyedge project (no {MANIFEST})",
                             "create one with `tinyedge generate MODEL --board B -o DIR`")
-    return json.loads(path.read_text())
+    check_regular(path, "manifest", f"generate the project again (`tinyedge generate MODEL --board B -o {project}`)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise TinyEdgeError(f"{path} cannot be read as a tinyedge manifest: {getattr(exc, 'strerror', None) or exc}",
+                            f"generate the project again (`tinyedge generate MODEL --board B -o {project}`)") from None
+    if not isinstance(manifest, dict) or not all(isinstance(manifest.get(k), str)
+                                                 for k in ("board", "model_sha256")):
+        raise TinyEdgeError(f"{path} is not a tinyedge manifest (no board or model_sha256)",
+                            f"generate the project again (`tinyedge generate MODEL --board B -o {project}`)")
+    return manifest
+
+
+def _check_firmware_model(elf: ElfFile, model_sha256: str, model_name: str) -> None:
+    syms = elf.symbols()
+    theirs = elf.read(syms["te_model_sha256"].value, 32) if "te_model_sha256" in syms else None
+    if theirs is not None and theirs.hex() != model_sha256:
+        raw = elf.read(syms["te_model_name"].value, syms["te_model_name"].size) if "te_model_name" in syms else None
+        name = raw.split(b"\0")[0].decode(errors="replace") if raw else ""
+        label = f"'{name}'" if name else "another model"
+        raise TinyEdgeError(f"--firmware {elf.path} was built for {label} (SHA-256 {theirs.hex()[:12]}...), "
+                            f"not '{model_name}' (SHA-256 {model_sha256[:12]}...)",
+                            "give the firmware built for this model, or leave out --firmware to build it")
+
+
+def check_firmware(elf_path: Path, model_sha256: str | None, model_name: str, board: str,
+                   kernels: str | None) -> None:
+    """Before an emulator starts or a board is flashed: is this prebuilt firmware
+    (``--firmware``) the one asked for? Its ELF holds the model's SHA-256 and name
+    (``te_model_sha256``, ``te_model_name``); the manifest of the project it was
+    built in, when it sits in one (DIR/build/firmware.elf), names its board and
+    kernel set. ``model_sha256``/``kernels``: the model and the set asked for, or
+    None: not checked. (The device's HELLO is checked again once it runs.)"""
+    if model_sha256 is not None:
+        _check_firmware_model(ElfFile(elf_path), model_sha256, model_name)
+    project = elf_path.parent.parent
+    if elf_path.parent.name != "build" or not (project / MANIFEST).is_file():
+        return
+    manifest = read_manifest(project)
+    if manifest["board"] != board:
+        raise TinyEdgeError(f"firmware {elf_path} was built for {manifest['board']} (its project {project} "
+                            f"says so), not for {board}",
+                            f"give --board {manifest['board']}, or build the firmware for {board}")
+    built = manifest.get("kernels")
+    if kernels is not None and isinstance(built, str) and built != kernels:
+        raise TinyEdgeError(f"--firmware {elf_path} was built with the {built} kernels, not --kernels {kernels}",
+                            f"leave out --kernels (the firmware is validated as built), or give --kernels {built}")
 
 
 def find_elf(project: Path) -> Path:

@@ -260,7 +260,8 @@ def _print_memory(m: Any) -> None:
 @click.option("--flash", "flash_first", is_flag=True, help="flash the built firmware before validating (with --port)")
 @click.option("--probe", default=None, help="with --flash: probe ID, or gdb://HOST:PORT (see `tinyedge flash`)")
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="inputs (.npy/.npz)")
-@click.option("--random", "n_random", type=int, default=None, help="N random inputs instead of --data")
+@click.option("--random", "n_random", type=int, default=None,
+              help="N random inputs instead of --data (at most 100,000, and 1 GiB of input data)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed for --random")
 @click.option("--report", type=click.Path(path_type=Path), default=Path("report.json"), show_default=True,
               help="the report, rewritten after every sample; an existing report of another model or board "
@@ -604,11 +605,12 @@ def bench(ctx: click.Context, models: tuple[Path, ...], boards_: tuple[str, ...]
     models) and whether each target of issue 9 is met. Exit 1 if any output
     is not exact.
     """
-    from tinyedge.bench import bench_model, load_baselines, targets, write_results
+    from tinyedge.bench import bench_model, check_bench, load_baselines, targets, write_results
 
     check_output_dir(outdir, "--outdir", create_parents=not _given(ctx, "outdir"))
     check_output_dir(workdir, "--workdir", create_parents=not _given(ctx, "workdir"))
     base = load_baselines(baselines)
+    check_bench(models, boards_, kernel_sets)
     rows = []
     for board in boards_:
         for kernels in kernel_sets:

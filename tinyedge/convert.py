@@ -84,6 +84,7 @@ from tinyedge.datasets import (
     to_tensor_dtype,
 )
 from tinyedge.errors import InternalError, TinyEdgeError
+from tinyedge.infiles import check_regular
 from tinyedge.model import Graph, read_model
 from tinyedge.model.ir import Operator, Quant
 from tinyedge.outputs import write_atomic
@@ -373,6 +374,7 @@ def _check_source_path(src: Path) -> None:
     if suffix not in KERAS_SUFFIXES:
         raise TinyEdgeError(f"{src}: unknown model format '{suffix or src.name}'",
                             "pass a Keras model (.keras, .h5) or a SavedModel directory")
+    check_regular(src, "model", "pass the Keras model file itself, or a SavedModel directory")
 
 
 # --------------------------------------------------------------------------- conversion

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from tinyedge.errors import TinyEdgeError
+from tinyedge.infiles import check_regular
 
 if TYPE_CHECKING:
     from tinyedge.model.ir import Graph, Quant
@@ -235,6 +236,7 @@ def _read_arrays(p: Path) -> dict[str, np.ndarray]:
     if p.is_dir() or p.suffix.lower() not in DATA_SUFFIXES:
         raise TinyEdgeError(f"{p}: data must be a .npy or .npz file",
                             "see docs/datasets.md for the layout (np.save / np.savez)")
+    check_regular(p, "data file", "save the data with np.save / np.savez and give that file")
     try:
         with p.open("rb") as f:
             head = f.read(64)

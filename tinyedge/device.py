@@ -23,6 +23,7 @@ The same code reaches ``/dev/ttyACM0`` and QEMU's/Renode's TCP UART (pyserial
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -559,6 +560,14 @@ class DeviceClient:
 def _lost(url: str, exc: Exception) -> TinyEdgeError:
     return TinyEdgeError(f"connection to {url} lost: {exc}",
                          "the device was unplugged or the emulator stopped")
+
+
+def check_port(url: str) -> None:
+    """A serial port given as a device path must exist: checked before any work
+    (generate, build, flash), not when the port is opened at the end."""
+    if os.name == "posix" and "://" not in url and not os.path.exists(url):
+        raise TinyEdgeError(f"--port {url}: no such serial port",
+                            "`tinyedge devices` lists the serial ports attached; or give --port auto")
 
 
 def _open(url: str, baudrate: int) -> Any:

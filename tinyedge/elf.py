@@ -6,12 +6,14 @@ against the ELF specification; no external tools needed.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from tinyedge.errors import TinyEdgeError
+from tinyedge.infiles import check_regular
 
 SHT_SYMTAB = 2
 SHT_NOBITS = 8
@@ -55,19 +57,32 @@ class ElfFile:
         self.path = Path(path)
         if not self.path.exists():
             raise TinyEdgeError(f"ELF file not found: {self.path}", "run `tinyedge build DIR` first")
+        check_regular(self.path, "firmware", "give the firmware.elf the build produced")
         data = self.path.read_bytes()
-        if data[:4] != b"\x7fELF" or data[4] != 1 or data[5] != 1:
+        if data[:4] != b"\x7fELF" or data[4:6] != b"\x01\x01":
             raise TinyEdgeError(f"{self.path} is not a 32-bit little-endian ELF file",
                                 "point at the firmware.elf the build produced")
         self._data = data
-        (e_shoff,) = struct.unpack_from("<I", data, 0x20)
-        e_shentsize, e_shnum, e_shstrndx = struct.unpack_from("<HHH", data, 0x2E)
-        raw = [struct.unpack_from("<IIIIIIIIII", data, e_shoff + i * e_shentsize) for i in range(e_shnum)]
-        strtab_off = raw[e_shstrndx][4]
-        self.sections = [
-            Section(self._cstr(strtab_off + r[0]), r[1], r[2], r[3], r[5]) for r in raw
-        ]
+        with self._damaged():
+            (e_shoff,) = struct.unpack_from("<I", data, 0x20)
+            e_shentsize, e_shnum, e_shstrndx = struct.unpack_from("<HHH", data, 0x2E)
+            raw = [struct.unpack_from("<IIIIIIIIII", data, e_shoff + i * e_shentsize) for i in range(e_shnum)]
+            strtab_off = raw[e_shstrndx][4]
+            self.sections = [
+                Section(self._cstr(strtab_off + r[0]), r[1], r[2], r[3], r[5]) for r in raw
+            ]
         self._raw = raw
+
+    @contextlib.contextmanager
+    def _damaged(self) -> Iterator[None]:
+        """A truncated or damaged file (offsets past its end, a zero entry size)
+        is the user's file, not a bug: one error line."""
+        try:
+            yield
+        except (struct.error, IndexError, ValueError, ZeroDivisionError):
+            raise TinyEdgeError(f"{self.path} is a damaged or truncated ELF file ({len(self._data):,} bytes)",
+                                "build the firmware again (`tinyedge build DIR`) and give its "
+                                "build/firmware.elf") from None
 
     def _cstr(self, off: int) -> str:
         end = self._data.index(b"\0", off)
@@ -94,10 +109,22 @@ class ElfFile:
 
     def objects(self) -> list[DataObject]:
         """Every variable (STT_OBJECT) with its section and, for a static one, its source file."""
-        return [DataObject(name, file, self.sections[shndx].name, value, size)
-                for name, value, size, info, shndx, file in self._symtab()
-                if info & 0xF == STT_OBJECT and 0 < shndx < len(self.sections)]
+        with self._damaged():
+            return [DataObject(name, file, self.sections[shndx].name, value, size)
+                    for name, value, size, info, shndx, file in self._symtab()
+                    if info & 0xF == STT_OBJECT and 0 < shndx < len(self.sections)]
+
+    def read(self, addr: int, size: int) -> bytes | None:
+        """The ``size`` bytes at ``addr`` as the file holds them (a section with
+        contents that covers them), or None."""
+        for sec, r in zip(self.sections, self._raw):
+            if sec.flags & SHF_ALLOC and sec.type != SHT_NOBITS and sec.addr <= addr \
+                    and addr + size <= sec.addr + sec.size:
+                data = self._data[r[4] + addr - sec.addr:r[4] + addr - sec.addr + size]
+                return data if len(data) == size else None
+        return None
 
     def symbols(self) -> dict[str, Symbol]:
-        return {name: Symbol(name, value, size) for name, value, size, _info, _shndx, _file in self._symtab()
-                if name}
+        with self._damaged():
+            return {name: Symbol(name, value, size) for name, value, size, _info, _shndx, _file in self._symtab()
+                    if name}

@@ -70,7 +70,10 @@ def flash_firmware(target: str | Path, board: Board, probe: str | None = None,
     """Program ``target`` (an ELF, or a project directory) into ``board`` and start it."""
     say = log or (lambda _m: None)
     start = time.monotonic()
+    from tinyedge.build import check_firmware
+
     image = load_image(target)
+    check_firmware(image.path, None, "", board.name, None)   # the board its project was built for
     vectors = check_image(image, board)      # before any probe is touched
     say(f"{image.path}: {len(image.segments)} segment(s), {image.size:,} bytes, "
         f"reset handler 0x{vectors.reset_pc:08x}, initial SP 0x{vectors.initial_sp:08x}")

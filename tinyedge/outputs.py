@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from tinyedge.errors import TinyEdgeError
+from tinyedge.infiles import special_kind
 
 _TMP_SUFFIX = ".tmp"
 
@@ -61,6 +62,10 @@ def check_output_file(path: Path, option: str) -> None:
         raise TinyEdgeError(f"{option} {path} is a directory, not a file",
                             f"give a file name, e.g. {option} {path / 'out.json'}" if option == "--report"
                             else f"give a file name inside it for {option}")
+    kind = special_kind(path)
+    if kind is not None:   # replacing it would not write into it: it would be gone (/dev/null, a FIFO)
+        raise TinyEdgeError(f"{option} {path} is {kind}, not a regular file",
+                            f"give a file name for {option}")
     parent = path.parent
     if not parent.exists():
         raise TinyEdgeError(f"{option} {path}: the directory {parent} does not exist",

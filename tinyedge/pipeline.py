@@ -24,9 +24,23 @@ def default_project_dir(model: Path, board: str) -> Path:
     return Path("tinyedge_build") / f"{model.stem}-{board}"
 
 
+# --random N: the N samples are made (and hashed for the report) before the run,
+# and the report, which holds every sample, is rewritten after each one.
+MAX_RANDOM_SAMPLES = 100_000
+MAX_RANDOM_BYTES = 1 << 30   # of input data in all
+
+
 def random_samples(graph: Graph, n: int, seed: int) -> list[list[np.ndarray]]:
+    """``n`` random inputs for ``graph`` from ``seed``; refused, before anything is
+    made, beyond MAX_RANDOM_SAMPLES samples or MAX_RANDOM_BYTES of input data."""
     from tinyedge.oracle import random_inputs
 
+    per_sample = max(1, sum(t.nbytes for t in graph.input_tensors))
+    most = min(MAX_RANDOM_SAMPLES, MAX_RANDOM_BYTES // per_sample)
+    if n > most:
+        raise TinyEdgeError(f"--random {n}: at most {most:,} random samples of this model's {per_sample:,}-byte "
+                            f"input (they are made before the run and every one is kept in the report)",
+                            f"validate in runs of at most {most:,} samples, each with its own --seed and --report")
     rng = np.random.default_rng(seed)
     details = [{"dtype": next(nt for name, nt in DTYPES.values() if name == t.dtype), "shape": t.shape}
                for t in graph.input_tensors]
@@ -71,10 +85,10 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
     anything is generated, built, flashed or started. The project directory is
     locked from generating until the device has answered (:mod:`tinyedge.lock`).
     ``profile_sample``: then measure every op's cost on that sample (``--profile``)."""
-    from tinyedge.build import build_project, memory_report
+    from tinyedge.build import build_project, check_firmware, memory_report
     from tinyedge.lock import project_lock
     from tinyedge.reportfile import check_existing_report
-    from tinyedge.validate import run_identity
+    from tinyedge.validate import resumed_samples, run_identity
 
     say = log or (lambda _msg: None)
     net = compile_for_board(model, board_name, kernels)
@@ -85,6 +99,10 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
 
         port = find_board_port(board, probe=probe)
         say(f"{board.name}'s serial port: {port}")
+    elif port is not None:
+        from tinyedge.device import check_port
+
+        check_port(port)
     if data is not None:
         samples, inputs = load_samples(net.graph, data), f"--data {data.name}"
     else:
@@ -93,7 +111,9 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
         if chosen is not None and not 0 <= chosen < len(samples):
             raise TinyEdgeError(f"--sample {chosen} is outside the {len(samples)} sample(s) given",
                                 f"pick a sample from 0 to {len(samples) - 1}")
-    check_existing_report(report_path, run_identity(net, samples, inputs, per_layer_sample), resume, force)
+    resumed_samples(report_path,
+                    check_existing_report(report_path, run_identity(net, samples, inputs, per_layer_sample),
+                                          resume, force))
     if board.is_library:
         # The library runs inside the user's firmware, built and flashed by them:
         # nothing to generate or build here, only a serial port to talk to.
@@ -112,12 +132,15 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
             elf = firmware / "build" / "firmware.elf" if firmware.is_dir() else firmware
             if not elf.is_file():
                 raise TinyEdgeError(f"no firmware at {elf}", "give the built firmware.elf or its project directory")
+            check_firmware(elf, net.graph.sha256, Path(net.graph.source).stem, board.name,
+                           None if kernels == "auto" else net.kernels)
             memory = memory_report(elf, board.flash_size, board.ram_size)
             say(f"using the firmware {elf} as built")
         else:
-            from tinyedge.codegen.project import generate_project
+            from tinyedge.codegen.project import check_project_dir, generate_project
 
             project = project or default_project_dir(model, board.name)
+            check_project_dir(project, "--project")   # before its lock file is written in it
             locked.enter_context(project_lock(project, log=say))
             say(f"generating {project} for {board.name} ({net.kernels} kernels)")
             generate_project(net, project)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import typing
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -294,14 +295,31 @@ def run_identity(net: CompiledNetwork, samples: Sequence[Sequence[np.ndarray]], 
                        per_layer_sample=per_layer_sample)
 
 
-def _resumed_samples(path: Path, kept: list[dict[str, Any]]) -> dict[int, SampleResult]:
+def _field_ok(value: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):
+        return bool in kinds
+    return isinstance(value, kinds) or (float in kinds and isinstance(value, int))
+
+
+def _sample_fields() -> dict[str, tuple[type, ...]]:
+    """The types a report's sample may hold per field, from SampleResult's annotations."""
+    hints = typing.get_type_hints(SampleResult)
+    return {f.name: typing.get_args(hints[f.name]) or (hints[f.name],) for f in fields(SampleResult)}
+
+
+def resumed_samples(path: Path, kept: list[dict[str, Any]]) -> dict[int, SampleResult]:
+    """The samples of a report being resumed, each checked field by field: a
+    hand-edited or damaged sample is refused (before any work), never half-read."""
     done: dict[int, SampleResult] = {}
+    kinds = _sample_fields()
     for s in kept:
-        try:
-            done[s["index"]] = SampleResult(**s)
-        except TypeError:
-            raise TinyEdgeError(f"--resume: {path}: sample {s.get('index')} is malformed",
-                                "run without --resume to start again") from None
+        wrong = sorted(set(s) ^ set(kinds)) or [k for k, ok in kinds.items() if not _field_ok(s[k], ok)]
+        if wrong:
+            raise TinyEdgeError(f"--resume: {path}: sample {s.get('index')} is malformed "
+                                f"(field(s) {', '.join(map(str, wrong))} missing, unknown or of the wrong type)",
+                                "run without --resume to start again (add --force to overwrite the file), "
+                                "or choose another --report")
+        done[s["index"]] = SampleResult(**s)
     return done
 
 
@@ -348,7 +366,7 @@ def validate_on_target(
     if board is None:
         raise ValueError("validate_on_target needs a network compiled for a board")
     ident = run_identity(net, samples, inputs, per_layer_sample)
-    done = _resumed_samples(report_path, check_existing_report(report_path, ident, resume, force))
+    done = resumed_samples(report_path, check_existing_report(report_path, ident, resume, force))
     link = link_settings(net, emulator, timeout, baud)
     choice = choose_oracle(graph.model_bytes, [op.opcode for op in graph.operators], isolated=True)
     second: TfliteInterpreter | None = None

@@ -45,13 +45,15 @@ class Project:
     kept: list[str] = field(default_factory=list)  # stale files the user changed, left in place
 
 
-def _check_outdir(outdir: Path) -> None:
+def check_project_dir(outdir: Path, option: str = "-o") -> None:
+    """``outdir`` can take a generated project: new, empty, or a tinyedge project
+    (checked before anything is written in it, its lock file included)."""
     if outdir.exists() and not outdir.is_dir():
-        raise TinyEdgeError(f"{outdir} exists and is not a directory", "choose another -o")
+        raise TinyEdgeError(f"{outdir} exists and is not a directory", f"choose another {option}")
     if outdir.is_dir() and not (outdir / MANIFEST).exists() and \
             any(p.name != LOCK_NAME for p in outdir.iterdir()):
         raise TinyEdgeError(f"{outdir} is not empty and not a tinyedge project; refusing to overwrite",
-                            "choose an empty or new directory for -o")
+                            f"choose an empty or new directory for {option}")
 
 
 def _sha256(text: str | bytes) -> str:
@@ -118,7 +120,7 @@ def generate_project(net: CompiledNetwork, outdir: str | Path, model_name: str |
     net.require_supported()  # nothing is written for a graph that cannot be generated
     graph = net.graph
     outdir = Path(outdir)
-    _check_outdir(outdir)
+    check_project_dir(outdir)
     name = model_name or (Path(graph.source).stem if graph.source != "<bytes>" else "model")
     files = project_files(net, name)
     manifest = {

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from tinyedge.errors import TinyEdgeError
+from tinyedge.infiles import check_regular
 from tinyedge.model.ir import DTYPE_SIZES, DTYPES, Graph, Operator, Quant, Tensor
 
 # No tensor of a model for a microcontroller comes near this; beyond it, sizes
@@ -288,6 +289,9 @@ def _check_dataflow(operators: list[Operator], inputs: list[int], outputs: list[
             raise _corrupt(source, f"graph output {i} ({tensors[i].name or 'unnamed'}) is written by no op")
 
 
+MAX_FLATBUFFER_BYTES = 1 << 31   # FlatBuffers offsets are signed 32-bit: no model is this large
+
+
 def load_model(path: str | Path) -> Graph:
     """Read a .tflite file from disk, with clear errors for missing or bad files."""
     p = Path(path)
@@ -296,4 +300,8 @@ def load_model(path: str | Path) -> Graph:
     if p.is_dir():
         raise TinyEdgeError(f"{p} is a directory, not a .tflite file",
                             "convert a SavedModel first with `tinyedge convert`")
+    check_regular(p, "model", "give the .tflite file itself")
+    if p.stat().st_size >= MAX_FLATBUFFER_BYTES:
+        raise TinyEdgeError(f"{p} is {p.stat().st_size:,} bytes: not a .tflite model (a FlatBuffer is smaller "
+                            "than 2 GiB)", "give the .tflite file itself")
     return read_model(p.read_bytes(), source=str(p))
