@@ -82,6 +82,22 @@ def test_inspect_json_reports_fit() -> None:
     assert d["param_bytes"] > 0 and d["arena_bytes"] > 0
 
 
+def test_inspect_says_which_kernel_set_its_figures_are_for() -> None:
+    """The arena and weights depend on the kernel set: inspect names it -- the board's
+    best by default, portable without a board, and the one asked for with --kernels."""
+    model = str(shared_model("kws_ref_model"))
+    sets = {}
+    for extra in ([], ["--board", "mps2-an386"], ["--kernels", "mve"], ["--board", "mps2-an386", "--kernels",
+                                                                         "portable"]):
+        proc = run_cli("inspect", model, "--json", *extra)
+        assert proc.returncode == 0, proc.stderr
+        sets[" ".join(extra)] = json.loads(proc.stdout)["kernels"]
+    assert sets == {"": "portable", "--board mps2-an386": "dsp", "--kernels mve": "mve",
+                    "--board mps2-an386 --kernels portable": "portable"}
+    proc = run_cli("inspect", model, "--board", "mps2-an386")
+    assert "with the dsp kernels" in proc.stdout
+
+
 def test_inspect_json_microbit_does_not_fit_vww() -> None:
     proc = run_cli("inspect", str(shared_model("vww_96_int8")), "--board", "microbit", "--json")
     if "no-such" in proc.stderr or "unknown board" in proc.stderr.lower():

@@ -267,6 +267,22 @@ def test_firmware_built_with_other_kernels_is_refused(work: Path, tmp_path: Path
     assert_one_line_error(proc, "was built with the dsp kernels, not --kernels portable")
 
 
+def test_report_records_the_firmware_kernel_set(work: Path, tmp_path: Path) -> None:
+    """A generated firmware's set, a prebuilt one's from its project's manifest, and
+    "unknown" for an ELF with no project beside it -- never the set --kernels auto would
+    pick now."""
+    assert json.loads((work / "hello.json").read_text())["kernels"] == "dsp"
+    proc = validate("--random", "1", "--firmware", str(work / "fw"), "--report", "a.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "as built (dsp kernels)" in proc.stdout
+    assert json.loads((tmp_path / "a.json").read_text())["kernels"] == "dsp"
+    shutil.copy(work / "fw" / "build" / "firmware.elf", tmp_path / "bare.elf")
+    proc = validate("--random", "1", "--firmware", "bare.elf", "--report", "b.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "kernel set unknown" in proc.stdout
+    assert json.loads((tmp_path / "b.json").read_text())["kernels"] == "unknown"
+
+
 @pytest.mark.parametrize("size", [100, 3000])
 def test_truncated_firmware_is_a_user_error(work: Path, tmp_path: Path, size: int) -> None:
     (tmp_path / "cut.elf").write_bytes((work / "fw" / "build" / "firmware.elf").read_bytes()[:size])

@@ -77,6 +77,7 @@ class Inspection:
     problems: list[str]
     supported_ops: list[str]
     fit: Fit | None = None
+    kernels: str = "portable"  # the kernel set the arena and weights figures are for
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -125,7 +126,7 @@ def inspect_network(net: CompiledNetwork) -> Inspection:
         outputs=[t.describe() for t in graph.output_tensors],
         ops=rows, param_bytes=graph.const_bytes(), weights_bytes=net.weights_bytes, total_macs=net.total_macs,
         arena_bytes=net.arena_bytes, arena_exact=net.supported,
-        problems=[str(p) for p in net.problems], supported_ops=sorted(load_all()),
+        problems=[str(p) for p in net.problems], supported_ops=sorted(load_all()), kernels=net.kernels,
     )
     if net.board is not None and not net.board.is_library:  # a library's memories are the user's
         insp.fit = fit_board(insp, net.board)

@@ -214,18 +214,19 @@ def _check_firmware_model(elf: ElfFile, model_sha256: str, model_name: str) -> N
 
 
 def check_firmware(elf_path: Path, model_sha256: str | None, model_name: str, board: str,
-                   kernels: str | None) -> None:
+                   kernels: str | None) -> str | None:
     """Before an emulator starts or a board is flashed: is this prebuilt firmware
     (``--firmware``) the one asked for? Its ELF holds the model's SHA-256 and name
     (``te_model_sha256``, ``te_model_name``); the manifest of the project it was
     built in, when it sits in one (DIR/build/firmware.elf), names its board and
     kernel set. ``model_sha256``/``kernels``: the model and the set asked for, or
-    None: not checked. (The device's HELLO is checked again once it runs.)"""
+    None: not checked. (The device's HELLO is checked again once it runs.)
+    Returns the firmware's kernel set, or None when no manifest says it."""
     if model_sha256 is not None:
         _check_firmware_model(ElfFile(elf_path), model_sha256, model_name)
     project = elf_path.parent.parent
     if elf_path.parent.name != "build" or not (project / MANIFEST).is_file():
-        return
+        return None
     manifest = read_manifest(project)
     if manifest["board"] != board:
         raise TinyEdgeError(f"firmware {elf_path} was built for {manifest['board']} (its project {project} "
@@ -235,6 +236,7 @@ def check_firmware(elf_path: Path, model_sha256: str | None, model_name: str, bo
     if kernels is not None and isinstance(built, str) and built != kernels:
         raise TinyEdgeError(f"--firmware {elf_path} was built with the {built} kernels, not --kernels {kernels}",
                             f"leave out --kernels (the firmware is validated as built), or give --kernels {built}")
+    return built if isinstance(built, str) else None
 
 
 def find_elf(project: Path) -> Path:

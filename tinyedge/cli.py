@@ -173,7 +173,8 @@ def _print_inspection(insp: Any) -> None:
                       f"{r.param_bytes:,}", f"{r.macs:,}")
     out.print(table)
     out.print(f"parameters: {insp.param_bytes:,} B   MACs: {insp.total_macs:,}   "
-              f"arena: {insp.arena_bytes:,} B{'' if insp.arena_exact else ' (estimate: unsupported ops)'}",
+              f"arena: {insp.arena_bytes:,} B{'' if insp.arena_exact else ' (estimate: unsupported ops)'} "
+              f"with the {insp.kernels} kernels",
               highlight=False)
     if insp.fit is not None:
         f = insp.fit

@@ -127,15 +127,17 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
                                   layer_progress=layer_progress, inputs=inputs,
                                   profile_sample=profile_sample, profile_progress=profile_progress)
     memory: MemoryReport | None
+    built_with = net.kernels
     with contextlib.ExitStack() as locked:
         if firmware is not None:
             elf = firmware / "build" / "firmware.elf" if firmware.is_dir() else firmware
             if not elf.is_file():
                 raise TinyEdgeError(f"no firmware at {elf}", "give the built firmware.elf or its project directory")
-            check_firmware(elf, net.graph.sha256, Path(net.graph.source).stem, board.name,
-                           None if kernels == "auto" else net.kernels)
+            built_with = check_firmware(elf, net.graph.sha256, Path(net.graph.source).stem, board.name,
+                                        None if kernels == "auto" else net.kernels) or "unknown"
             memory = memory_report(elf, board.flash_size, board.ram_size)
-            say(f"using the firmware {elf} as built")
+            say(f"using the firmware {elf} as built (" + (f"{built_with} kernels)" if built_with != "unknown"
+                                                           else "kernel set unknown: no project beside it)"))
         else:
             from tinyedge.codegen.project import check_project_dir, generate_project
 
@@ -161,4 +163,5 @@ def validate_model(model: Path, board_name: str, *, emulator: str | None, port: 
                                   emulator=emulator, port=port, resume=resume, force=force, timeout=timeout,
                                   baud=baud, progress=progress, per_layer_sample=per_layer_sample,
                                   layer_progress=layer_progress, inputs=inputs, started=locked.close,
-                                  profile_sample=profile_sample, profile_progress=profile_progress)
+                                  profile_sample=profile_sample, profile_progress=profile_progress,
+                                  kernels=built_with)

@@ -92,6 +92,7 @@ class ValidationReport:
     # the link: time limits, baud, retries, corrupted frames, device resets (see link_summary)
     link: dict[str, Any] | None = None
     run: dict[str, Any] | None = None  # the run it belongs to (tinyedge.reportfile.RunIdentity)
+    kernels: str | None = None  # the firmware's kernel set (tinyedge.kernels); "unknown" for a bare ELF
     profile: dict[str, Any] | None = None  # --profile: every op's cost (tinyedge.profile.Profile)
 
     @property
@@ -345,6 +346,7 @@ def validate_on_target(
     inputs: str = "inputs given by the caller",
     force: bool = False,
     started: Callable[[], None] | None = None,
+    kernels: str | None = None,
     profile_sample: int | None = None,
     profile_progress: Callable[[int, int], None] | None = None,
 ) -> ValidationReport:
@@ -358,8 +360,9 @@ def validate_on_target(
     are in the report whatever happens. ``inputs`` says how the samples were
     given (recorded in the report); ``resume``/``force``: what to do with an
     existing report (:mod:`tinyedge.reportfile`). ``started`` is called once the
-    device has answered HELLO (an emulator has loaded the ELF by then). With
-    ``profile_sample``, every op's cost is then measured on that sample
+    device has answered HELLO (an emulator has loaded the ELF by then).
+    ``kernels``: the firmware's kernel set, recorded in the report (default: the
+    set ``net`` was lowered for). With ``profile_sample``, every op's cost is then measured on that sample
     (:mod:`tinyedge.profile`) and put in the report."""
     graph = net.graph
     board = net.board
@@ -387,7 +390,7 @@ def validate_on_target(
             model=Path(graph.source).name, model_sha256=graph.sha256, board=board.name, target=target,
             tinyedge_version=__version__, device=_plain(info), memory=memory, oracle=oracle_info(choice),
             second_opinion=None if second is None else {"name": second.name, "version": second.version},
-            run=ident.run_dict(),
+            run=ident.run_dict(), kernels=kernels or net.kernels,
         )
         try:
             if per_layer_sample is not None:
