@@ -206,3 +206,34 @@ def test_models_with_tile_follow_tflm_for_every_other_op(request: pytest.Fixture
         xs = [rng.integers(-128, 128, size=t.shape, dtype=np.int8) for t in g.input_tensors]
         differ += sum(int(np.count_nonzero(a != b)) for a, b in zip(split.run(xs), tflite.run(xs), strict=True))
     assert differ > 0
+
+
+def test_the_oracle_child_dies_with_its_parent(tmp_path: Path) -> None:
+    """TFLM runs in a child process (IsolatedTflmOracle); when the process that started
+    it is killed outright (SIGKILL: no handler runs), the child goes too -- even one
+    that is busy and would never read the end of its input (here: stopped)."""
+    import os
+    import signal
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from tinyedge.oracle import IsolatedTflmOracle\n"
+        "o = IsolatedTflmOracle(sys.argv[1])\n"
+        "print(o._proc.pid, flush=True)\n"
+        "time.sleep(600)\n"), str(shared_model("hello_world_int8"))], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    os.kill(child, 0)                      # alive while its parent is
+    os.kill(child, signal.SIGSTOP)         # busy: it will not see its input pipe close
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail(f"the TFLM child {child} outlived its parent")

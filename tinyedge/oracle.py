@@ -35,6 +35,7 @@ from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
+from tinyedge import procs
 from tinyedge.errors import TinyEdgeError
 
 TFLM_PACKAGE = "tflite-micro"
@@ -56,6 +57,8 @@ class Reference(Protocol):
     def reset(self) -> None: ...
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+    def close(self) -> None: ...  # ends a child process, if the interpreter runs in one
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,9 @@ class TflmOracle:
         self._interp.invoke()
         return [np.array(self._interp.get_output(i), copy=True) for i in range(len(self.output_details))]
 
+    def close(self) -> None:
+        """Nothing to end: the interpreter lives in this process."""
+
 
 class IsolatedTflmOracle:
     """:class:`TflmOracle` in a child process: TFLM aborts the whole process on some
@@ -177,8 +183,9 @@ class IsolatedTflmOracle:
                                 "exactness with TFLM can only be checked on Linux x86-64")
         content = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
         self._stderr = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen([sys.executable, "-m", "tinyedge.oracle"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=self._stderr)
+        # a child that never outlives tinyedge (tinyedge.procs: own process group, parent-death signal)
+        self._proc = procs.popen([sys.executable, "-m", "tinyedge.oracle"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=self._stderr)
         self.version, self.input_details, self.output_details = self._call("load", content)
 
     def _call(self, what: str, *args: Any) -> Any:
@@ -195,6 +202,7 @@ class IsolatedTflmOracle:
 
     def _crashed(self) -> TinyEdgeError:
         code = self._proc.wait()
+        procs.forget(self._proc)
         self._stderr.seek(0)
         said = [ln for ln in self._stderr.read().decode(errors="replace").splitlines() if ln.strip()]
         how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
@@ -216,15 +224,14 @@ class IsolatedTflmOracle:
                 self._proc.stdin.close()
                 self._proc.wait(timeout=5)
             except (OSError, subprocess.TimeoutExpired):
-                self._proc.kill()
-                self._proc.wait()
+                procs.stop(self._proc, grace=1.0)
+        procs.forget(self._proc)
         self._stderr.close()
 
     def __del__(self) -> None:
         proc = getattr(self, "_proc", None)
         if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            procs.stop(proc, grace=0.0)
 
 
 def _serve() -> None:
@@ -291,6 +298,9 @@ class TfliteInterpreter:
         self._interp.invoke()
         return [self._interp.get_tensor(det["index"]).copy() for det in self.output_details]
 
+    def close(self) -> None:
+        """Nothing to end: the interpreter lives in this process."""
+
 
 def _io_counts(content: bytes) -> tuple[int, int]:
     """Number of inputs and outputs of the model's main subgraph."""
@@ -327,6 +337,9 @@ class SplitOracle:
 
     def reset(self) -> None:
         self._tflm.reset()
+
+    def close(self) -> None:
+        self._tflm.close()
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != self._n_in:

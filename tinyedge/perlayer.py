@@ -67,8 +67,11 @@ def oracle_intermediates(net: CompiledNetwork, choice: OracleChoice,
     # the same kind of oracle as the run's (TFLM, TFLM + TFLite for the ops TFLM lacks, or TFLite)
     runner: Reference = (TfliteInterpreter(model) if isinstance(choice.oracle, TfliteInterpreter)
                          else choose_oracle(model, [op.opcode for op in graph.operators], isolated=True).oracle)
-    runner.reset()
-    values = runner.run(list(inputs))
+    try:
+        runner.reset()
+        values = runner.run(list(inputs))
+    finally:
+        runner.close()
     return {t: np.asarray(v) for t, v in zip(outputs, values, strict=True)}
 
 

@@ -381,7 +381,7 @@ def validate_on_target(
 
     ipt = getattr(board, "instructions_per_tick", None) if emulator else None
     timer = getattr(board, "timer", "systick")
-    with open_target(board, elf, emulator, port, link) as (client, target):
+    with contextlib.closing(choice.oracle), open_target(board, elf, emulator, port, link) as (client, target):
         info = client.hello()
         if started is not None:
             started()
